@@ -1,0 +1,82 @@
+"""Shared training helpers: validation metric, early stopping, progress bars."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..data import InteractionData
+from ..metrics import ranking_metrics
+
+
+def validation_ndcg(
+    score_users: Callable[[np.ndarray], np.ndarray],
+    train: InteractionData,
+    validation: InteractionData,
+    k: int = 10,
+    max_users: int | None = 2000,
+    seed: int = 0,
+) -> float:
+    """Full-catalogue NDCG@k on `validation`, with each user's training items masked.
+
+    Args:
+        score_users: maps user rows to a (n, n_items) score matrix.
+        train: the interactions to mask (never recommended again).
+        validation: held-out interactions; users without any are skipped.
+        k: cut-off.
+        max_users: evaluate a fixed random sample of this many users, for speed.
+        seed: seed of that sample.
+    """
+    users = validation.active_users()
+    if max_users is not None and len(users) > max_users:
+        users = np.sort(np.random.default_rng(seed).choice(users, max_users, replace=False))
+    seen = train.csr()
+    relevant_matrix = validation.csr()
+    scores_all: list[float] = []
+    for start in range(0, len(users), 512):
+        batch = users[start : start + 512]
+        scores = np.array(score_users(batch), dtype=np.float32, copy=True)
+        scores[seen[batch].nonzero()] = -np.inf
+        relevant = [relevant_matrix[u].indices for u in batch]
+        metrics = ranking_metrics(scores, relevant, k=k)
+        scores_all.append(metrics[f"ndcg@{k}"] * len(batch))
+    return float(sum(scores_all) / max(len(users), 1))
+
+
+class EarlyStopping:
+    """Keeps the best state seen so far and says when to stop.
+
+    Example:
+        >>> stop = EarlyStopping(patience=2)
+        >>> [stop.step(m, lambda: {"m": m}) for m in (0.1, 0.3, 0.2, 0.25)]
+        [False, False, False, True]
+        >>> stop.best_state
+        {'m': 0.3}
+    """
+
+    def __init__(self, patience: int) -> None:
+        self.patience = patience
+        self.best = -np.inf
+        self.best_epoch = -1
+        self.best_state: Any = None
+        self._epoch = -1
+        self._bad = 0
+
+    def step(self, metric: float, snapshot: Callable[[], Any]) -> bool:
+        """Record one epoch's validation metric; returns True when training should stop."""
+        self._epoch += 1
+        if metric > self.best:
+            self.best, self.best_epoch, self._bad = metric, self._epoch, 0
+            self.best_state = copy.deepcopy(snapshot())
+            return False
+        self._bad += 1
+        return self._bad >= self.patience
+
+
+def progress(iterable: Any, desc: str, enabled: bool, total: int | None = None) -> Any:
+    """A tqdm progress bar, or the bare iterable when disabled."""
+    return tqdm(iterable, desc=desc, total=total, disable=not enabled, leave=False, dynamic_ncols=True)
