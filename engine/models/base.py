@@ -60,6 +60,10 @@ class Recommender(ABC):
     name: ClassVar[str]
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
     uses_item_features: ClassVar[bool] = False
+    # True when the model scores an anonymous history natively (sequence models,
+    # autoencoders) rather than through the generic co-occurrence fold-in; the
+    # engine then lets it rank a visitor's session instead of falling back to content.
+    scores_sessions: ClassVar[bool] = False
 
     def __init__(self, config: ModelConfig | None = None, **overrides: Any) -> None:
         base = config if config is not None else self.config_class()

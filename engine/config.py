@@ -1,0 +1,78 @@
+"""Engine configuration: one frozen dataclass per component, nested, saved as JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from encoders.fusion import FusionConfig
+from index.config import IndexConfig
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """Which encoders turn items into vectors, and how they run.
+
+    Attributes:
+        image: image encoder name (see `encoders.list_encoders()`), or None for text only.
+        text: text encoder name, or None for images only.
+        image_weights: weights file for encoders that need one (torchvision backbones).
+        device: "auto" (GPU when present), "cpu" or "cuda".
+        batch_size: items per forward pass.
+        num_workers: processes decoding images while the model runs (0 = in the main process).
+    """
+
+    image: str | None = "efficientnet-lite0"
+    text: str | None = "minilm-l6"
+    image_weights: str | None = None
+    device: str = "auto"
+    batch_size: int = 32
+    num_workers: int = 1
+
+
+@dataclass(frozen=True)
+class RecommendConfig:
+    """How `Engine.recommend` gathers and orders candidates.
+
+    Attributes:
+        model: registry name of the personalisation model (see `engine.models.list_models()`).
+        n_candidates: candidates gathered per request before re-ranking.
+        recent_items: how many of the newest history items seed content candidates.
+        recency_decay: weight of the i-th newest history item is decay**i.
+        model_candidates: how many of the model's own top items join the candidate pool.
+    """
+
+    model: str = "neumf"
+    n_candidates: int = 200
+    recent_items: int = 10
+    recency_decay: float = 0.8
+    model_candidates: int = 100
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Everything `Engine.build` needs besides the catalog.
+
+    Example:
+        >>> EngineConfig(encoders=EncoderConfig(image=None)).encoders.text
+        'minilm-l6'
+    """
+
+    encoders: EncoderConfig = field(default_factory=EncoderConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)
+    recommend: RecommendConfig = field(default_factory=RecommendConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EngineConfig:
+        """Inverse of `to_dict`; unknown keys are an error naming them."""
+        parts = {"encoders": EncoderConfig, "fusion": FusionConfig, "index": IndexConfig, "recommend": RecommendConfig}
+        unknown = set(data) - set(parts)
+        if unknown:
+            raise ValueError(f"unknown config sections {sorted(unknown)}; expected {sorted(parts)}")
+        return cls(**{name: parts[name](**data.get(name, {})) for name in parts})

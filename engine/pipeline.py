@@ -1,0 +1,234 @@
+"""Indexing, stage two: turn catalog rows into fused item vectors.
+
+Stage one reads the catalog (`Catalog`), stage three writes vectors and index
+(`Engine`). Images are decoded and preprocessed in DataLoader workers while the
+model runs on the previous batch; items whose content hash is in the cache are
+not encoded again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from encoders.base import ImageEncoder, TextEncoder
+from encoders.fusion import Fusion
+
+from .catalog import Catalog
+from .errors import ImageError
+from .results import Skipped
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Encoders:
+    """The encoders and the fusion that make one item vector."""
+
+    image: ImageEncoder | None
+    text: TextEncoder | None
+    fusion: Fusion
+
+
+@dataclass(frozen=True)
+class EncodedItems:
+    """Output of stage two: vectors for the items that could be encoded, reasons for the rest."""
+
+    ids: list[str]
+    vectors: np.ndarray
+    hashes: list[str]
+    skipped: list[Skipped]
+    reused: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class _Progress:
+    bar: Any
+    done: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+def open_image(path: str | Path) -> Image.Image:
+    """Open and fully decode an image; raises ImageError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"image file '{path}' does not exist")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return img.copy()
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise ImageError(f"cannot decode image '{path}': {exc}") from exc
+
+
+class _ImageFiles(Dataset):
+    """Decodes and preprocesses images; a failure becomes a reason, not an exception."""
+
+    def __init__(self, paths: Sequence[Path], preprocess: Any) -> None:
+        self.paths = list(paths)
+        self.preprocess = preprocess
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, str]:
+        try:
+            return i, self.preprocess(open_image(self.paths[i])), ""
+        except ImageError as exc:
+            return i, None, str(exc)
+        except Exception as exc:  # a transform failing on odd data is reported, not fatal
+            return i, None, f"cannot preprocess image '{self.paths[i]}': {exc}"
+
+
+def _collate(batch: list[tuple[int, torch.Tensor | None, str]]) -> tuple[list[int], torch.Tensor | None, list[int], list[str]]:
+    ok = [(i, t) for i, t, _ in batch if t is not None]
+    failed = [(i, reason) for i, t, reason in batch if t is None]
+    tensor = torch.stack([t for _, t in ok]) if ok else None
+    return [i for i, _ in ok], tensor, [i for i, _ in failed], [r for _, r in failed]
+
+
+def encode_items(
+    catalog: Catalog,
+    encoders: Encoders,
+    *,
+    batch_size: int = 32,
+    num_workers: int = 1,
+    cache: Mapping[str, np.ndarray] | None = None,
+    on_error: str = "report",
+    show_progress: bool = True,
+) -> EncodedItems:
+    """Encode every catalog row into one fused vector.
+
+    Args:
+        catalog: the items.
+        encoders: image and text encoders (either may be None) and their fusion.
+        batch_size: items per forward pass.
+        num_workers: image-decoding processes running beside the model (0: decode inline).
+        cache: content hash -> vector of earlier runs; matching items are not re-encoded.
+        on_error: "report" lists unencodable items in `skipped`; "raise" raises on the first.
+        show_progress: draw a progress bar with items/s.
+
+    Example:
+        >>> out = encode_items(catalog, encoders)            # doctest: +SKIP
+        >>> out.vectors.shape, [s.reason for s in out.skipped]  # doctest: +SKIP
+    """
+    if on_error not in ("report", "raise"):
+        raise ValueError(f"on_error must be 'report' or 'raise', got {on_error!r}")
+    start = time.perf_counter()
+    n = len(catalog)
+    hashes = [catalog.content_hash(r) for r in range(n)]
+    cache = cache or {}
+    reused_rows = [r for r in range(n) if hashes[r] in cache]
+    todo = [r for r in range(n) if hashes[r] not in cache]
+    reasons: dict[int, str] = {}
+
+    bar = tqdm(total=len(todo), desc="encoding", unit="item", disable=not show_progress, dynamic_ncols=True)
+    texts = {r: catalog.text(r) for r in todo} if encoders.text is not None else {}
+    images = {r: catalog.image_path(r) for r in todo} if encoders.image is not None else {}
+
+    text_vecs = _encode_texts(encoders.text, texts, batch_size) if encoders.text is not None else {}
+    image_vecs = _encode_images(encoders.image, images, batch_size, num_workers, reasons, bar) if encoders.image else {}
+    bar.close()
+
+    fusion = encoders.fusion
+    for r in todo:
+        if r in reasons:
+            continue
+        if r not in text_vecs and r not in image_vecs:
+            reasons[r] = "item has neither text nor an image to encode"
+        elif not fusion.usable(np.array([r in image_vecs]), np.array([r in text_vecs]))[0]:
+            reasons[r] = (
+                f"item's only modality has fusion weight 0 (image={fusion.image_weight:g}, text={fusion.text_weight:g})"
+            )
+    if reasons and on_error == "raise":
+        r = min(reasons)
+        raise ImageError(f"item {catalog.ids[r]!r}: {reasons[r]}") if "image" in reasons[r] else ValueError(
+            f"item {catalog.ids[r]!r}: {reasons[r]}"
+        )
+    encoded = [r for r in todo if r not in reasons]
+    dim = encoders.fusion.dim
+    fused = np.zeros((len(encoded), dim), dtype=np.float32)
+    if encoded:
+        fused = _fuse(encoders, encoded, image_vecs, text_vecs)
+    vectors_by_row = {r: cache[hashes[r]] for r in reused_rows}
+    vectors_by_row.update(zip(encoded, fused))
+    rows = sorted(vectors_by_row)
+    vectors = np.stack([vectors_by_row[r] for r in rows]).astype(np.float32) if rows else np.zeros((0, dim), np.float32)
+    ids = catalog.ids
+    return EncodedItems(
+        ids=[ids[r] for r in rows],
+        vectors=vectors,
+        hashes=[hashes[r] for r in rows],
+        skipped=[Skipped(ids[r], reasons[r]) for r in sorted(reasons)],
+        reused=len(reused_rows),
+        seconds=time.perf_counter() - start,
+    )
+
+
+def _encode_texts(encoder: TextEncoder, texts: dict[int, str], batch_size: int) -> dict[int, np.ndarray]:
+    rows = [r for r, t in texts.items() if t]
+    out: dict[int, np.ndarray] = {}
+    for start in range(0, len(rows), max(batch_size, 64)):
+        chunk = rows[start : start + max(batch_size, 64)]
+        out.update(zip(chunk, encoder.encode([texts[r] for r in chunk])))
+    return out
+
+
+def _encode_images(
+    encoder: ImageEncoder,
+    paths: dict[int, Path | None],
+    batch_size: int,
+    num_workers: int,
+    reasons: dict[int, str],
+    bar: Any,
+) -> dict[int, np.ndarray]:
+    rows = [r for r, p in paths.items() if p is not None]
+    bar.update(len(paths) - len(rows))  # text-only items are done already
+    if not rows:
+        return {}
+    workers = num_workers if len(rows) > 2 * batch_size else 0  # a worker's start-up costs more than tiny jobs
+    loader = DataLoader(
+        _ImageFiles([paths[r] for r in rows], encoder.preprocess),
+        batch_size=batch_size,
+        num_workers=workers,
+        collate_fn=_collate,
+        prefetch_factor=4 if workers else None,
+        persistent_workers=False,
+    )
+    out: dict[int, np.ndarray] = {}
+    for ok, tensor, failed, why in loader:
+        for i, reason in zip(failed, why):
+            reasons[rows[i]] = reason
+        if tensor is not None:
+            out.update(zip((rows[i] for i in ok), encoder.encode_tensors(tensor)))
+        bar.update(len(ok) + len(failed))
+    return out
+
+
+def _fuse(
+    encoders: Encoders, rows: list[int], image_vecs: dict[int, np.ndarray], text_vecs: dict[int, np.ndarray]
+) -> np.ndarray:
+    """Fuse per-row modality vectors; a missing modality is a zero slot (see `encoders.fusion`)."""
+    def stack(vecs: dict[int, np.ndarray], dim: int) -> tuple[np.ndarray | None, np.ndarray]:
+        if dim == 0:
+            return None, np.zeros(len(rows), dtype=bool)
+        mask = np.array([r in vecs for r in rows])
+        arr = np.zeros((len(rows), dim), dtype=np.float32)
+        if mask.any():
+            arr[mask] = np.stack([vecs[r] for r in rows if r in vecs])
+        return arr, mask
+
+    image, has_image = stack(image_vecs, encoders.image.dim if encoders.image else 0)
+    text, has_text = stack(text_vecs, encoders.text.dim if encoders.text else 0)
+    return encoders.fusion.fuse(image, text, has_image, has_text)
