@@ -105,11 +105,12 @@ class Personaliser:
         if not indexed and not known:
             return self._popular_items(engine, k, id_filter)
         content = content_candidates(engine, indexed, config, id_filter)
-        if known:
+        session_rows = [self._item_rows[i] for i in hist if i in self._item_rows]
+        if self.model.scores_sessions and session_rows:
+            # Session models read the whole, newest history, including events after training.
+            scorer = lambda cand: self.model.score_history([session_rows], cand)[0]  # noqa: E731
+        elif known:
             scorer = lambda rows: self.model.score([self._user_rows[user_id]], rows)[0]  # noqa: E731
-        elif self.model.scores_sessions and any(i in self._item_rows for i in hist):
-            rows = [self._item_rows[i] for i in hist if i in self._item_rows]
-            scorer = lambda cand: self.model.score_history([rows], cand)[0]  # noqa: E731
         else:
             return _to_matches(engine, _top(content, k), "content")
         pool = dict(content)

@@ -18,6 +18,7 @@ _MODULES = (
     "sasrec",
     "autoencoders",
     "rbm",
+    "biasedmf",
     "lightgcn",
 )
 

@@ -1,0 +1,145 @@
+"""One contract for every registered recommender: planted structure, round trip, bad input.
+
+Planted structure (as in implicit's checkerboard test): two user groups with
+disjoint tastes. Every user has seen part of their group's items; after `fit`,
+the unseen items of their own group must outrank the other group's items.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.data import InteractionData
+from engine.errors import InvalidArgumentError, NotFittedError, UnknownComponentError
+from engine.models import Recommender, create_model, list_models
+
+N_USERS, N_ITEMS, HALF = 40, 30, 15
+
+# Tiny configurations: each fits the toy data in a few seconds on one core.
+TINY: dict[str, dict[str, object]] = {
+    "popularity": {},
+    "itemknn": {},
+    "content": {},
+    "als": {"epochs": 5, "factors": 8},
+    "bprmf": {"epochs": 40, "factors": 8, "lr": 0.05, "batch_size": 64},
+    "biasedmf": {"epochs": 40, "dim": 8, "lr": 0.05, "batch_size": 64},
+    "neumf": {"epochs": 40, "gmf_dim": 8, "mlp_dim": 8, "mlp_layers": (16, 8), "lr": 0.01, "batch_size": 64},
+    "gru4rec": {"epochs": 30, "hidden_dim": 16, "batch_size": 8, "learning_rate": 0.01},
+    "sasrec": {"epochs": 30, "dim": 16, "num_layers": 1, "max_len": 20, "batch_size": 8, "learning_rate": 0.01},
+    "multvae": {"epochs": 60, "hidden_dim": 32, "latent_dim": 8, "batch_size": 8, "anneal_steps": 50},
+    "multdae": {"epochs": 60, "hidden_dim": 32, "latent_dim": 8, "batch_size": 8},
+    "rbm": {"epochs": 60, "hidden_dim": 16, "batch_size": 8},
+    "lightgcn": {"epochs": 40, "dim": 8, "layers": 2, "batch_size": 64, "lr": 0.05},
+}
+# Popularity ranks every user alike, and biased MF predicts rating values (all
+# planted ratings are 4-5), so neither can separate the groups, by design.
+NOT_PERSONAL = {"popularity", "biasedmf"}
+
+
+def planted() -> tuple[InteractionData, InteractionData, np.ndarray]:
+    """Train/validation logs where users 0-19 like items 0-14 and users 20-39 items 15-29."""
+    rng = np.random.default_rng(0)
+    users, items, times, ratings = [], [], [], []
+    for u in range(N_USERS):
+        own = np.arange(HALF) + (0 if u < N_USERS // 2 else HALF)
+        seen = rng.choice(own, size=9, replace=False)
+        for t, i in enumerate(seen):
+            users.append(u), items.append(int(i)), times.append(t), ratings.append(float(rng.integers(4, 6)))
+    data = InteractionData.from_arrays(users, items, times, ratings, n_users=N_USERS, n_items=N_ITEMS)
+    last = np.zeros(len(data), dtype=bool)
+    for u in range(N_USERS):
+        last[np.flatnonzero(data.users == u)[-1]] = True
+    features = np.zeros((N_ITEMS, 8), dtype=np.float32)
+    features[:HALF, 0] = 1.0
+    features[HALF:, 1] = 1.0
+    features += rng.normal(0, 0.1, features.shape).astype(np.float32)
+    return data.subset(~last), data.subset(last), features
+
+
+@pytest.fixture(scope="module")
+def fitted() -> dict[str, tuple[Recommender, InteractionData]]:
+    """Each model fitted once on the planted data (shared by the tests below)."""
+    train, validation, features = planted()
+    out = {}
+    for name in list_models():
+        model = create_model(name, show_progress=False, **TINY.get(name, {"epochs": 20}))
+        model.fit(train, validation, item_features=features if model.uses_item_features else None)
+        out[name] = (model, train)
+    return out
+
+
+def test_every_model_has_a_tiny_configuration() -> None:
+    assert sorted(TINY) == list_models()
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_planted_groups_rank_their_own_unseen_items_first(name: str, fitted) -> None:
+    if name in NOT_PERSONAL:
+        pytest.skip("not a personal ranking model")
+    model, train = fitted[name]
+    scores = model.score(np.arange(N_USERS))
+    seen = train.csr().toarray() > 0
+    wins = []
+    for u in range(N_USERS):
+        own = np.arange(HALF) + (0 if u < N_USERS // 2 else HALF)
+        other = np.setdiff1d(np.arange(N_ITEMS), own)
+        unseen_own = own[~seen[u, own]]
+        wins.append(scores[u, unseen_own].mean() > scores[u, other].mean())
+    assert np.mean(wins) >= 0.9, f"{name}: only {np.mean(wins):.0%} of users prefer their own group"
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_anonymous_history_follows_its_group(name: str, fitted) -> None:
+    if name in NOT_PERSONAL:
+        pytest.skip("not a personal ranking model")
+    model, _ = fitted[name]
+    scores = model.score_history([[0, 1, 2, 3], [20, 21, 22, 23]])
+    assert scores.shape == (2, N_ITEMS)
+    assert scores[0, 4:HALF].mean() > scores[0, HALF:].mean()
+    assert scores[1, HALF + 9 :].mean() > scores[1, :HALF].mean()
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_candidate_scores_equal_full_scores(name: str, fitted) -> None:
+    model, _ = fitted[name]
+    full = model.score([3, 25])
+    candidates = np.array([29, 0, 7, 15])
+    np.testing.assert_allclose(model.score([3, 25], candidates), full[:, candidates], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_save_load_round_trip_is_identical(name: str, fitted, tmp_path: Path) -> None:
+    model, _ = fitted[name]
+    model.save(tmp_path / name)
+    loaded = Recommender.load(tmp_path / name)
+    assert type(loaded) is type(model) and loaded.config == model.config
+    np.testing.assert_allclose(loaded.score(np.arange(N_USERS)), model.score(np.arange(N_USERS)), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(loaded.score_history([[0, 1]]), model.score_history([[0, 1]]), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_bad_input_is_named(name: str, fitted) -> None:
+    model, _ = fitted[name]
+    with pytest.raises(InvalidArgumentError, match=r"user rows must lie in \[0, 40\), got \[40\]"):
+        model.score([40])
+    with pytest.raises(InvalidArgumentError, match=r"item rows must lie in \[0, 30\), got \[-1\]"):
+        model.score([0], [-1])
+    with pytest.raises(InvalidArgumentError, match=r"history item rows must lie in \[0, 30\), got \[99\]"):
+        model.score_history([[99]])
+    with pytest.raises(NotFittedError, match=f"model '{name}' is not fitted"):
+        create_model(name).score([0])
+
+
+def test_fit_is_seeded() -> None:
+    train, validation, _ = planted()
+    a = create_model("bprmf", show_progress=False, **TINY["bprmf"]).fit(train, validation)
+    b = create_model("bprmf", show_progress=False, **TINY["bprmf"]).fit(train, validation)
+    np.testing.assert_array_equal(a.score([0, 1]), b.score([0, 1]))
+
+
+def test_unknown_model_lists_valid_names() -> None:
+    with pytest.raises(UnknownComponentError, match="unknown model 'sasrek'; valid names: als, biasedmf, bprmf"):
+        create_model("sasrek")

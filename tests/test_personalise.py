@@ -1,0 +1,103 @@
+"""Personalised recommendation through the engine: paths, filters, persistence, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import fake_config
+from engine import Catalog, Engine, Interactions
+from engine.errors import InteractionsError, NotFittedError, UnknownItemError, UnknownUserError
+from engine.filters import ItemFilter
+
+TINY = {
+    "itemknn": {},
+    "neumf": {"epochs": 30, "gmf_dim": 8, "mlp_dim": 8, "mlp_layers": (16, 8), "lr": 0.01, "batch_size": 32},
+    "sasrec": {"epochs": 30, "dim": 16, "num_layers": 1, "max_len": 10, "batch_size": 8, "learning_rate": 0.01},
+}
+
+
+def toy_log() -> Interactions:
+    """Ten fruit lovers and ten tool lovers; user u saw every item of their kind but number u % 5."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for u in range(20):
+        kind = "fruit" if u < 10 else "tool"
+        items = [i for i in rng.permutation(5) if i != u % 5]
+        for t, i in enumerate(items):
+            rows.append({"user_id": f"u{u}", "item_id": f"{kind}-{i}", "timestamp": 1_700_000_000 + 60 * (u * 10 + t)})
+    return Interactions(pd.DataFrame(rows))
+
+
+@pytest.fixture
+def engine(toy_catalog_file: Path) -> Engine:
+    return Engine.build(Catalog.from_file(toy_catalog_file), fake_config(), show_progress=False)
+
+
+@pytest.mark.parametrize("model", sorted(TINY))
+def test_known_users_get_their_groups_unseen_item_first(engine: Engine, model: str) -> None:
+    engine.fit(toy_log(), model=model, show_progress=False, **TINY[model])
+    fruit_fan = engine.recommend("u1", k=3)
+    tool_fan = engine.recommend("u15", k=3)
+    assert fruit_fan[0].item_id == "fruit-1" and tool_fan[0].item_id == "tool-0"
+    assert all(m.source == model for m in fruit_fan)
+    seen = {f"fruit-{i}" for i in (0, 2, 3, 4)}
+    assert seen.isdisjoint(m.item_id for m in fruit_fan)  # exclude_seen is the default
+    assert fruit_fan[0].because in seen  # the history item that led to it
+
+
+def test_exclude_seen_false_keeps_history_items(engine: Engine) -> None:
+    engine.fit(toy_log(), model="itemknn", show_progress=False)
+    items = {m.item_id for m in engine.recommend("u1", k=10, exclude_seen=False)}
+    assert {"fruit-0", "fruit-2"} <= items
+
+
+def test_filters_apply_to_recommendations(engine: Engine) -> None:
+    engine.fit(toy_log(), model="itemknn", show_progress=False)
+    tools = engine.recommend("u1", k=3, filter=ItemFilter(categories=["tools"]))
+    assert len(tools) == 3 and all(m.fields["category"] == "tools" for m in tools)
+
+
+def test_unknown_user_falls_back_to_content_then_popularity(engine: Engine) -> None:
+    engine.fit(toy_log(), model="itemknn", show_progress=False)
+    by_history = engine.recommend("new-user", history=["tool-0"], k=3)
+    assert by_history[0].source == "content" and by_history[0].item_id.startswith("tool-")
+    assert all(m.because == "tool-0" for m in by_history)
+    cold = engine.recommend("new-user", k=3)
+    assert [m.source for m in cold] == ["popularity"] * 3
+    with pytest.raises(UnknownUserError, match=r"user 'new-user' is not in the training log \(20 users\)"):
+        engine.recommend("new-user", k=3, strict=True)
+
+
+def test_session_model_ranks_anonymous_histories(engine: Engine) -> None:
+    engine.fit(toy_log(), model="sasrec", show_progress=False, **TINY["sasrec"])
+    session = engine.recommend(history=["tool-1", "tool-2", "tool-3"], k=2)
+    assert session[0].source == "sasrec" and session[0].item_id.startswith("tool-")
+
+
+def test_recommend_without_fit(engine: Engine) -> None:
+    assert engine.recommend(history=["fruit-0"], k=2)[0].item_id.startswith("fruit-")
+    with pytest.raises(NotFittedError, match=r"call engine.fit\(interactions\) first"):
+        engine.recommend("u1")
+
+
+def test_save_load_gives_identical_recommendations(engine: Engine, tmp_path: Path) -> None:
+    engine.fit(toy_log(), model="neumf", show_progress=False, **TINY["neumf"])
+    engine.save(tmp_path / "model")
+    loaded = Engine.load(tmp_path / "model")
+    for user in ("u1", "u15"):
+        assert loaded.recommend(user, k=5) == engine.recommend(user, k=5)
+    assert loaded.recommend(history=["fruit-2"], k=3) == engine.recommend(history=["fruit-2"], k=3)
+
+
+def test_bad_input_is_named(engine: Engine) -> None:
+    frame = toy_log().frame.copy()
+    frame.loc[0, "item_id"] = "sku-404"
+    with pytest.raises(InteractionsError, match="sku-404"):
+        engine.fit(Interactions(frame), model="itemknn", show_progress=False)
+    engine.fit(Interactions(frame), model="itemknn", on_unknown="drop", show_progress=False)
+    with pytest.raises(UnknownItemError, match=r"history item 'sku-9' is not in the catalog \(10 items\)"):
+        engine.recommend(history=["sku-9"])
