@@ -59,13 +59,20 @@ class _Progress:
     extra: dict[str, int] = field(default_factory=dict)
 
 
-def open_image(path: str | Path) -> Image.Image:
-    """Open and fully decode an image; raises ImageError naming the file."""
+def open_image(path: str | Path, min_side: int | None = None) -> Image.Image:
+    """Open and fully decode an image; raises ImageError naming the file.
+
+    With `min_side`, a JPEG is decoded at the smallest DCT scale whose sides stay
+    >= min_side: a 12-megapixel photo then decodes several times faster, and the
+    encoder resizes it to its input size anyway.
+    """
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"image file '{path}' does not exist")
     try:
         with Image.open(path) as img:
+            if min_side is not None and img.format == "JPEG":
+                img.draft("RGB", (min_side, min_side))
             img.load()
             return img.copy()
     except (UnidentifiedImageError, OSError, ValueError) as exc:
@@ -75,16 +82,17 @@ def open_image(path: str | Path) -> Image.Image:
 class _ImageFiles(Dataset):
     """Decodes and preprocesses images; a failure becomes a reason, not an exception."""
 
-    def __init__(self, paths: Sequence[Path], preprocess: Any) -> None:
+    def __init__(self, paths: Sequence[Path], preprocess: Any, min_side: int | None = None) -> None:
         self.paths = list(paths)
         self.preprocess = preprocess
+        self.min_side = min_side
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, str]:
         try:
-            return i, self.preprocess(open_image(self.paths[i])), ""
+            return i, self.preprocess(open_image(self.paths[i], self.min_side)), ""
         except ImageError as exc:
             return i, None, str(exc)
         except Exception as exc:  # a transform failing on odd data is reported, not fatal
@@ -199,7 +207,7 @@ def _encode_images(
         return {}
     workers = num_workers if len(rows) > 2 * batch_size else 0  # a worker's start-up costs more than tiny jobs
     loader = DataLoader(
-        _ImageFiles([paths[r] for r in rows], encoder.preprocess),
+        _ImageFiles([paths[r] for r in rows], encoder.preprocess, _input_side(encoder)),
         batch_size=batch_size,
         num_workers=workers,
         collate_fn=_collate,
@@ -214,6 +222,12 @@ def _encode_images(
             out.update(zip((rows[i] for i in ok), encoder.encode_tensors(tensor)))
         bar.update(len(ok) + len(failed))
     return out
+
+
+def _input_side(encoder: ImageEncoder) -> int | None:
+    """The side the encoder resizes images to, when it says (used to decode large JPEGs small)."""
+    side = getattr(getattr(encoder, "preprocessor", None), "resize_size", None)
+    return int(side) if isinstance(side, int) else None
 
 
 def _fuse(

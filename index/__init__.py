@@ -1,0 +1,23 @@
+"""Vector indexes: inner-product search over item vectors keyed by raw string ids.
+
+`FaissIndex` is the engine (exact Flat while small, HNSW with exact re-ranking when large);
+`NumpyIndex` is the brute-force reference it is tested against.
+
+Example:
+    >>> import numpy as np
+    >>> from index import IdFilter, create_index
+    >>> idx = create_index(2)
+    >>> idx.add(["a", "b", "c"], np.array([[1, 0], [0.9, 0.1], [0, 1]], dtype=np.float32))
+    >>> idx.search(np.array([1, 0], dtype=np.float32), k=2, filter=IdFilter(exclude=frozenset({"a"})))[1].tolist()
+    [['b', 'c']]
+"""
+
+from __future__ import annotations
+
+from .base import IdFilter, VectorIndex
+from .config import IndexConfig
+from .factory import create_index, load_index
+from .faiss_index import FaissIndex
+from .numpy_index import NumpyIndex
+
+__all__ = ["FaissIndex", "IdFilter", "IndexConfig", "NumpyIndex", "VectorIndex", "create_index", "load_index"]

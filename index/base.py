@@ -1,0 +1,260 @@
+"""The `VectorIndex` contract every backend meets, and the checks at its boundary.
+
+Backends implement the `_add`, `_remove`, `_search`, ... hooks; the public methods here
+validate arguments once, so every backend raises the same errors with the same messages.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engine.errors import InvalidArgumentError, UnknownItemError, check_k
+
+
+@dataclass(frozen=True)
+class IdFilter:
+    """Which raw ids a search may return.
+
+    Ids that are not in the index are ignored: an include set naming only unknown ids
+    allows nothing.
+
+    Attributes:
+        include: only these ids (None allows every id).
+        exclude: never these ids; applied after `include`.
+
+    Example:
+        >>> IdFilter(exclude=frozenset({"sku-1"})).exclude
+        frozenset({'sku-1'})
+    """
+
+    include: frozenset[str] | None = None
+    exclude: frozenset[str] = field(default_factory=frozenset)
+
+    def __post_init__(self) -> None:
+        # Accept any iterable of ids but store frozensets, so the filter stays hashable.
+        if self.include is not None and not isinstance(self.include, frozenset):
+            object.__setattr__(self, "include", frozenset(self.include))
+        if not isinstance(self.exclude, frozenset):
+            object.__setattr__(self, "exclude", frozenset(self.exclude))
+
+
+class VectorIndex(ABC):
+    """Inner-product search over float32 vectors keyed by raw string ids.
+
+    Example:
+        >>> from index import create_index
+        >>> idx = create_index(2)
+        >>> idx.add(["a", "b"], np.array([[1, 0], [0, 1]], dtype=np.float32))
+        >>> scores, ids = idx.search(np.array([1, 0], dtype=np.float32), k=1)
+        >>> ids[0, 0]
+        'a'
+    """
+
+    dim: int
+
+    def add(self, ids: Sequence[str], vectors: np.ndarray) -> None:
+        """Add items; all or nothing.
+
+        Args:
+            ids: new, distinct, non-empty string ids.
+            vectors: float32-convertible array of shape (len(ids), dim), finite values.
+
+        Raises:
+            InvalidArgumentError: duplicate or non-string id, wrong shape, NaN or infinity.
+
+        Example:
+            >>> idx.add(["c"], np.ones((1, idx.dim), dtype=np.float32))  # doctest: +SKIP
+        """
+        id_list = check_new_ids(ids, self)
+        array = check_vectors(vectors, len(id_list), self.dim, id_list)
+        if id_list:
+            self._add(id_list, array)
+
+    def remove(self, ids: Sequence[str]) -> None:
+        """Remove items; all or nothing.
+
+        Raises:
+            UnknownItemError: an id is not in the index.
+
+        Example:
+            >>> idx.remove(["c"])  # doctest: +SKIP
+        """
+        id_list = list(dict.fromkeys(ids))
+        self._check_known(id_list)
+        if id_list:
+            self._remove(id_list)
+
+    def search(
+        self, queries: np.ndarray, k: int, filter: IdFilter | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Return the `k` items of highest inner product with each query, best first.
+
+        Args:
+            queries: (n_queries, dim), or (dim,) for one query.
+            k: results per query; fewer come back when the filter allows fewer items.
+            filter: ids to restrict to or leave out.
+
+        Returns:
+            scores: float32 (n_queries, k'), descending along each row.
+            ids: object array of str (n_queries, k'), where k' = min(k, items allowed).
+
+        Raises:
+            InvalidArgumentError: k <= 0, wrong query shape, NaN or infinity.
+
+        Example:
+            >>> scores, ids = idx.search(query, k=10, filter=IdFilter(exclude=frozenset({"a"})))  # doctest: +SKIP
+        """
+        check_k(k)
+        matrix = check_queries(queries, self.dim)
+        return self._search(matrix, k, filter or IdFilter())
+
+    def vectors(self, ids: Sequence[str]) -> np.ndarray:
+        """Return the stored float32 vectors of `ids`, shape (len(ids), dim).
+
+        Raises:
+            UnknownItemError: an id is not in the index.
+
+        Example:
+            >>> idx.vectors(["a"]).shape  # doctest: +SKIP
+            (1, 2)
+        """
+        id_list = list(ids)
+        self._check_known(id_list)
+        return self._vectors(id_list)
+
+    @property
+    @abstractmethod
+    def ids(self) -> list[str]:
+        """Ids of the stored items in insertion order."""
+
+    @abstractmethod
+    def __len__(self) -> int:
+        """Number of stored items."""
+
+    @abstractmethod
+    def __contains__(self, id: object) -> bool:
+        """Whether `id` is stored."""
+
+    @abstractmethod
+    def save(self, directory: str | os.PathLike[str]) -> None:
+        """Write the index to a folder atomically."""
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str]) -> VectorIndex:
+        """Read an index written by `save`; `VectorIndex.load` picks the backend from the manifest.
+
+        Raises:
+            FormatVersionError: the folder was written by another format version or holds
+                another backend than `cls`.
+
+        Example:
+            >>> idx = VectorIndex.load("models/shop/index")  # doctest: +SKIP
+        """
+        from .factory import load_index
+
+        index = load_index(directory)
+        if not isinstance(index, cls):
+            from engine.errors import FormatVersionError
+
+            raise FormatVersionError(f"'{directory}' holds a {type(index).__name__}, expected a {cls.__name__}")
+        return index
+
+    @abstractmethod
+    def _add(self, ids: list[str], vectors: np.ndarray) -> None:
+        """Store validated, new items."""
+
+    @abstractmethod
+    def _remove(self, ids: list[str]) -> None:
+        """Drop known, distinct items."""
+
+    @abstractmethod
+    def _search(self, queries: np.ndarray, k: int, filter: IdFilter) -> tuple[np.ndarray, np.ndarray]:
+        """Search with validated float32 (n, dim) queries."""
+
+    @abstractmethod
+    def _vectors(self, ids: list[str]) -> np.ndarray:
+        """Stored vectors of known ids."""
+
+    def _check_known(self, ids: list[str]) -> None:
+        """Raise UnknownItemError naming the first id that is not stored."""
+        for item in ids:
+            if item not in self:
+                raise UnknownItemError(f"id {item!r} is not in the index ({len(self):,} items)")
+
+
+def check_dim(dim: int) -> int:
+    """Validate an index dimension; returns it unchanged."""
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0:
+        raise InvalidArgumentError(f"dim must be a positive integer, got {dim!r}")
+    return dim
+
+
+def check_new_ids(ids: Sequence[str], index: VectorIndex) -> list[str]:
+    """Validate ids for `add`: strings, non-empty, distinct, not yet stored."""
+    if isinstance(ids, (str, bytes)):
+        raise InvalidArgumentError(f"ids must be a sequence of strings, got the single string {ids!r}")
+    id_list = list(ids)
+    seen: set[str] = set()
+    for item in id_list:
+        if not isinstance(item, str) or not item:
+            raise InvalidArgumentError(f"ids must be non-empty strings, got {item!r}")
+        if item in seen:
+            raise InvalidArgumentError(f"duplicate id {item!r} in the batch being added")
+        if item in index:
+            raise InvalidArgumentError(
+                f"id {item!r} is already in the index ({len(index):,} items); remove it first"
+            )
+        seen.add(item)
+    return id_list
+
+
+def check_vectors(vectors: np.ndarray, n: int, dim: int, ids: list[str]) -> np.ndarray:
+    """Validate vectors for `add` and return them as C-contiguous float32 (n, dim)."""
+    array = np.asarray(vectors)
+    if array.ndim != 2 or array.shape != (n, dim):
+        raise InvalidArgumentError(
+            f"vectors have shape {array.shape}; expected ({n}, {dim}): one row per id, dim {dim}"
+        )
+    array = np.ascontiguousarray(array, dtype=np.float32)
+    finite = np.isfinite(array).all(axis=1)
+    if not finite.all():
+        bad = int(np.flatnonzero(~finite)[0])
+        raise InvalidArgumentError(f"vector of id {ids[bad]!r} contains NaN or infinite values")
+    return array
+
+
+def check_queries(queries: np.ndarray, dim: int) -> np.ndarray:
+    """Validate queries and return them as C-contiguous float32 (n, dim)."""
+    array = np.asarray(queries)
+    if array.ndim == 1:
+        array = array[None, :]
+    if array.ndim != 2 or array.shape[1] != dim:
+        raise InvalidArgumentError(
+            f"queries have shape {np.shape(queries)}; expected (n_queries, {dim}) or ({dim},)"
+        )
+    array = np.ascontiguousarray(array, dtype=np.float32)
+    finite = np.isfinite(array).all(axis=1)
+    if not finite.all():
+        raise InvalidArgumentError(f"query {int(np.flatnonzero(~finite)[0])} contains NaN or infinite values")
+    return array
+
+
+def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Column positions and values of the k largest scores per row, best first."""
+    n_cols = scores.shape[1]
+    k = min(k, n_cols)
+    if k == 0:
+        return np.empty((scores.shape[0], 0), np.int64), np.empty((scores.shape[0], 0), np.float32)
+    if k < n_cols:
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    else:
+        part = np.broadcast_to(np.arange(n_cols), scores.shape).copy()
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    order = np.argsort(-part_scores, axis=1, kind="stable")
+    cols = np.take_along_axis(part, order, axis=1)
+    return cols, np.take_along_axis(part_scores, order, axis=1).astype(np.float32, copy=False)

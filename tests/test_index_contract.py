@@ -1,0 +1,214 @@
+"""One contract for every index backend: the same assertions for NumPy, FAISS Flat, HNSW and auto."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.errors import FormatVersionError, InvalidArgumentError, UnknownItemError
+from index import FaissIndex, IdFilter, IndexConfig, NumpyIndex, VectorIndex, create_index, load_index
+
+DIM = 16
+N = 300
+
+# Small HNSW settings so building stays instant; exact_filter_rows is low so that filtered
+# searches on 300 items go through the FAISS selector, not only the exact fallback.
+_HNSW = dict(hnsw_m=16, ef_construction=40, ef_search=32, exact_filter_rows=8)
+BACKENDS: dict[str, Callable[[], VectorIndex]] = {
+    "numpy": lambda: NumpyIndex(DIM),
+    "faiss-flat": lambda: FaissIndex(DIM, IndexConfig(kind="flat")),
+    "faiss-hnsw": lambda: FaissIndex(DIM, IndexConfig(kind="hnsw", **_HNSW)),  # type: ignore[arg-type]
+    "faiss-auto": lambda: FaissIndex(DIM, IndexConfig(kind="auto", hnsw_threshold=100, **_HNSW)),  # type: ignore[arg-type]
+}
+
+
+def clustered(n: int, dim: int, seed: int) -> np.ndarray:
+    """Unit vectors around 8 random centres."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((8, dim))
+    x = centres[rng.integers(0, 8, n)] + 0.5 * rng.standard_normal((n, dim))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[list[str], np.ndarray]:
+    return [f"sku-{i}" for i in range(N)], clustered(N, DIM, seed=0)
+
+
+@pytest.fixture(params=list(BACKENDS))
+def index(request: pytest.FixtureRequest, data: tuple[list[str], np.ndarray]) -> VectorIndex:
+    ids, vectors = data
+    idx = BACKENDS[request.param]()
+    idx.add(ids[:150], vectors[:150])  # two batches: auto switches to HNSW in the second
+    idx.add(ids[150:], vectors[150:])
+    return idx
+
+
+def reference(data: tuple[list[str], np.ndarray]) -> NumpyIndex:
+    ref = NumpyIndex(DIM)
+    ref.add(*data)
+    return ref
+
+
+def test_top1_is_own_vector_and_scores_sorted(index: VectorIndex, data: tuple[list[str], np.ndarray]) -> None:
+    ids, vectors = data
+    scores, found = index.search(vectors, k=10)
+    assert scores.shape == found.shape == (N, 10)
+    assert scores.dtype == np.float32 and found.dtype == object
+    assert found[:, 0].tolist() == ids
+    np.testing.assert_allclose(scores[:, 0], 1.0, atol=1e-5)
+    assert (np.diff(scores, axis=1) <= 1e-6).all()
+
+
+def test_matches_exact_reference(index: VectorIndex, data: tuple[list[str], np.ndarray]) -> None:
+    queries = clustered(20, DIM, seed=1)
+    ref_scores, ref_ids = reference(data).search(queries, k=10)
+    scores, found = index.search(queries, k=10)
+    assert found.tolist() == ref_ids.tolist()
+    np.testing.assert_allclose(scores, ref_scores, atol=1e-5)
+
+
+def test_one_dimensional_query_and_k_larger_than_size(index: VectorIndex, data: tuple[list[str], np.ndarray]) -> None:
+    scores, found = index.search(data[1][0], k=10 * N)
+    assert scores.shape == found.shape == (1, N)
+    assert sorted(found[0].tolist()) == sorted(data[0])
+
+
+def test_filters_include_and_exclude(index: VectorIndex, data: tuple[list[str], np.ndarray]) -> None:
+    ids, vectors = data
+    include = frozenset(ids[::5])  # 60 allowed: searched through the selector
+    _, found = index.search(vectors[:10], k=10, filter=IdFilter(include=include))
+    assert found.shape == (10, 10) and set(found.ravel()) <= include
+
+    wide = frozenset(ids[100:])  # 200 allowed: HNSW searches them through a bitmap selector
+    _, found = index.search(vectors[:10], k=10, filter=IdFilter(include=wide))
+    assert found.shape == (10, 10) and set(found.ravel()) <= wide
+
+    exclude = frozenset(ids[:10])
+    _, found = index.search(vectors[:10], k=10, filter=IdFilter(exclude=exclude))
+    assert found.shape == (10, 10) and not set(found.ravel()) & exclude
+
+    both = IdFilter(include=include, exclude=frozenset(ids[:50]))
+    _, found = index.search(vectors[:10], k=10, filter=both)
+    assert set(found.ravel()) <= include - set(ids[:50])
+
+
+def test_restrictive_include_still_returns_k(index: VectorIndex, data: tuple[list[str], np.ndarray]) -> None:
+    ids, vectors = data
+    far = [ids[i] for i in np.argsort(vectors @ vectors[0])[:12]]  # least similar to the query
+    scores, found = index.search(vectors[0], k=10, filter=IdFilter(include=frozenset(far) | {"not-an-id"}))
+    assert found.shape == (1, 10) and set(found[0]) <= set(far)
+    assert (np.diff(scores[0]) <= 1e-6).all()
+
+    _, found = index.search(vectors[0], k=10, filter=IdFilter(include=frozenset(far[:3])))
+    assert sorted(found[0].tolist()) == sorted(far[:3])
+
+
+def test_remove_then_not_returned(index: VectorIndex, data: tuple[list[str], np.ndarray]) -> None:
+    ids, vectors = data
+    index.remove(ids[:5])
+    assert len(index) == N - 5 and ids[0] not in index and ids[5] in index
+    _, found = index.search(vectors[:5], k=20)
+    assert not set(found.ravel()) & set(ids[:5])
+
+    index.remove(ids[5:150])  # past the rebuild fraction: compacts and rebuilds
+    _, found = index.search(vectors[:150], k=N)
+    assert found.shape == (150, N - 150) and set(found[0]) == set(ids[150:])
+    assert index.ids == ids[150:]
+
+    index.add([ids[0]], vectors[:1])  # a removed id can come back
+    assert index.search(vectors[0], k=1)[1][0, 0] == ids[0]
+    np.testing.assert_array_equal(index.vectors([ids[0], ids[200]]), vectors[[0, 200]])
+
+
+def test_len_contains_ids_vectors(index: VectorIndex, data: tuple[list[str], np.ndarray]) -> None:
+    ids, vectors = data
+    assert len(index) == N and ids[7] in index and "nope" not in index and 3 not in index
+    assert index.ids == ids
+    got = index.vectors([ids[3], ids[1]])
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, vectors[[3, 1]])
+
+
+def test_save_load_identical(index: VectorIndex, data: tuple[list[str], np.ndarray], tmp_path: Path) -> None:
+    ids, vectors = data
+    index.remove(ids[10:20])  # tombstones must survive the round trip
+    queries = clustered(15, DIM, seed=2)
+    flt = IdFilter(include=frozenset(ids[::3]), exclude=frozenset(ids[:30]))
+    before = index.search(queries, k=10), index.search(queries, k=10, filter=flt)
+    index.save(tmp_path / "idx")
+    manifest = json.loads((tmp_path / "idx" / "manifest.json").read_text())
+    assert manifest["format_version"] == 1 and manifest["config"] and manifest["kind"] == "vector_index"
+
+    loaded = type(index).load(tmp_path / "idx")
+    assert type(loaded) is type(index) and type(VectorIndex.load(tmp_path / "idx")) is type(index)
+    after = loaded.search(queries, k=10), loaded.search(queries, k=10, filter=flt)
+    for (s0, i0), (s1, i1) in zip(before, after):
+        assert i0.tolist() == i1.tolist()
+        np.testing.assert_array_equal(s0, s1)
+    assert loaded.ids == index.ids and len(loaded) == len(index)
+    loaded.add(["new"], vectors[:1])  # still writable after loading
+    assert "new" in loaded
+
+
+def test_load_rejects_other_format_version(index: VectorIndex, tmp_path: Path) -> None:
+    index.save(tmp_path / "idx")
+    path = tmp_path / "idx" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["format_version"] = 999
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(FormatVersionError, match="format version 999; this library reads version 1"):
+        load_index(tmp_path / "idx")
+
+
+def test_error_messages(index: VectorIndex, data: tuple[list[str], np.ndarray]) -> None:
+    ids, vectors = data
+    with pytest.raises(InvalidArgumentError, match="duplicate id 'x' in the batch"):
+        index.add(["x", "x"], vectors[:2])
+    with pytest.raises(InvalidArgumentError, match=r"id 'sku-3' is already in the index \(300 items\)"):
+        index.add(["sku-3"], vectors[:1])
+    with pytest.raises(InvalidArgumentError, match=r"vectors have shape \(1, 5\); expected \(1, 16\)"):
+        index.add(["x"], np.ones((1, 5), np.float32))
+    with pytest.raises(InvalidArgumentError, match=r"queries have shape \(2, 5\); expected \(n_queries, 16\)"):
+        index.search(np.ones((2, 5), np.float32), k=3)
+    for bad_k in (0, -1):
+        with pytest.raises(InvalidArgumentError, match=f"k must be a positive integer, got {bad_k}"):
+            index.search(vectors[0], k=bad_k)
+    with pytest.raises(UnknownItemError, match=r"id 'ghost' is not in the index \(300 items\)"):
+        index.remove(["sku-1", "ghost"])
+    assert "sku-1" in index  # all or nothing
+    with pytest.raises(UnknownItemError, match="id 'ghost' is not in the index"):
+        index.vectors(["ghost"])
+    nan = vectors[:2].copy()
+    nan[1, 3] = np.nan
+    with pytest.raises(InvalidArgumentError, match="vector of id 'y' contains NaN"):
+        index.add(["x", "y"], nan)
+    with pytest.raises(InvalidArgumentError, match="query 1 contains NaN"):
+        index.search(nan, k=1)
+    assert len(index) == N and "x" not in index
+
+
+@pytest.mark.parametrize("kind", ["numpy", "flat", "hnsw", "auto"])
+def test_empty_index_returns_nothing(kind: str) -> None:
+    idx = create_index(DIM, IndexConfig(kind=kind))
+    scores, found = idx.search(np.ones(DIM, np.float32), k=5)
+    assert scores.shape == found.shape == (1, 0) and len(idx) == 0
+
+
+def test_auto_switches_to_hnsw_past_threshold(data: tuple[list[str], np.ndarray]) -> None:
+    idx = FaissIndex(DIM, IndexConfig(kind="auto", hnsw_threshold=100))
+    idx.add(data[0][:100], data[1][:100])
+    assert idx.structure == "flat"
+    idx.add(data[0][100:101], data[1][100:101])
+    assert idx.structure == "hnsw"
+
+
+def test_config_errors() -> None:
+    with pytest.raises(InvalidArgumentError, match="index kind 'annoy' is unknown; valid kinds: auto, flat"):
+        IndexConfig(kind="annoy")
+    with pytest.raises(InvalidArgumentError, match="dim must be a positive integer, got 0"):
+        create_index(0)
