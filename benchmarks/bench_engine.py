@@ -1,0 +1,104 @@
+"""Latency of the public API: `Engine.similar` and `Engine.recommend`, one request at a time.
+
+similar(): synthetic catalogs of 10k and 100k items whose 1,664-d vectors are
+clustered like fused image+text embeddings (see bench_index.py); the engine picks
+its index by size (Flat below `hnsw_threshold`, HNSW above) and an exact Flat
+engine over the same vectors is the baseline, in the same run. recall@10 is the
+picked index's overlap with the exact answer.
+
+recommend(): the 100k-item catalog, a simulated log (Zipf items, 2,000 users x 20
+events), the default model fitted for a couple of epochs (a latency test, not a
+quality one), 200 candidates per request, for a known user.
+
+Usage:
+    .venv/bin/python benchmarks/bench_engine.py            # 10k and 100k
+    .venv/bin/python benchmarks/bench_engine.py --quick    # 10k, fewer queries, no recommend
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_index import clustered_embeddings  # noqa: E402
+
+from engine import Catalog, Engine, EngineConfig, Interactions  # noqa: E402
+from index import IndexConfig, create_index  # noqa: E402
+
+
+def synthetic_engine(vectors: np.ndarray, config: EngineConfig) -> Engine:
+    """An engine over given vectors (no encoders needed for similar/recommend)."""
+    n = len(vectors)
+    ids = [f"item-{i}" for i in range(n)]
+    frame = pd.DataFrame({"id": ids, "title": [f"Item {i}" for i in range(n)],
+                          "category": [f"cat-{i % 20}" for i in range(n)], "price": np.round(np.linspace(1, 100, n), 2)})
+    index = create_index(vectors.shape[1], config.index)
+    index.add(ids, vectors)
+    return Engine(config, Catalog(frame, source="synthetic"), index, hashes={})
+
+
+def timed(calls: list, fn) -> tuple[list, np.ndarray]:
+    out, seconds = [], np.empty(len(calls))
+    for i, arg in enumerate(calls):
+        start = time.perf_counter()
+        out.append(fn(arg))
+        seconds[i] = time.perf_counter() - start
+    return out, seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--queries", type=int, default=300)
+    p.add_argument("--dim", type=int, default=1664)
+    args = p.parse_args(argv)
+    sizes = [10_000] if args.quick else [10_000, 100_000]
+    n_q = 100 if args.quick else args.queries
+    rng = np.random.default_rng(0)
+    print(f"{'request':<10} {'items':>8} {'index':<22} {'p50 ms':>8} {'p99 ms':>8} {'recall@10':>10} {'p50 vs exact':>13}")
+    for n in sizes:
+        vectors = clustered_embeddings(n, args.dim)
+        exact = synthetic_engine(vectors, EngineConfig(index=IndexConfig(kind="flat")))
+        picked = synthetic_engine(vectors, EngineConfig())
+        queries = [f"item-{i}" for i in rng.choice(n, n_q, replace=False)]
+        truth, t_exact = timed(queries, lambda q: [m.item_id for m in exact.similar(q, k=10)])
+        found, t_auto = timed(queries, lambda q: [m.item_id for m in picked.similar(q, k=10)])
+        recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(truth, found)])
+        kind = getattr(picked.index, "structure", type(picked.index).__name__)
+        print(f"{'similar':<10} {n:>8,} {'exact flat':<22} {np.median(t_exact)*1e3:>8.2f} {np.percentile(t_exact, 99)*1e3:>8.2f} {1.0:>10.3f} {1.0:>13.2f}")
+        print(f"{'similar':<10} {n:>8,} {'auto: ' + str(kind):<22} {np.median(t_auto)*1e3:>8.2f} {np.percentile(t_auto, 99)*1e3:>8.2f} {recall:>10.3f} {np.median(t_auto)/np.median(t_exact):>13.2f}")
+        if n == sizes[-1] and not args.quick:
+            bench_recommend(picked, rng, n_q)
+    return 0
+
+
+def bench_recommend(engine: Engine, rng: np.random.Generator, n_q: int) -> None:
+    n = len(engine.index)
+    users, per_user = 2000, 20
+    items = np.minimum(rng.zipf(1.3, users * per_user) - 1, n - 1)
+    log = pd.DataFrame({"user_id": np.repeat([f"u{i}" for i in range(users)], per_user),
+                        "item_id": [f"item-{i}" for i in items],
+                        "timestamp": np.arange(users * per_user)})
+    model = engine.config.recommend.model
+    start = time.perf_counter()
+    engine.fit(Interactions(log), epochs=2, show_progress=False)
+    fit_s = time.perf_counter() - start
+    who = [f"u{i}" for i in rng.choice(users, n_q)]
+    for model_candidates in (engine.config.recommend.model_candidates, 0):
+        engine.config = replace(engine.config, recommend=replace(engine.config.recommend, model_candidates=model_candidates))
+        _, t = timed(who, lambda u: engine.recommend(u, k=10))
+        label = f"{model}, +{model_candidates} model"
+        print(f"{'recommend':<10} {n:>8,} {label:<22} {np.median(t)*1e3:>8.2f} {np.percentile(t, 99)*1e3:>8.2f} {'':>10} {'':>13}")
+    print(f"(recommend: {engine.config.recommend.n_candidates} content candidates; fit of 2 epochs took {fit_s:.0f} s)")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
