@@ -207,7 +207,9 @@ def _encode_images(
         return {}
     workers = num_workers if len(rows) > 2 * batch_size else 0  # a worker's start-up costs more than tiny jobs
     loader = DataLoader(
-        _ImageFiles([paths[r] for r in rows], encoder.preprocess, _input_side(encoder)),
+        # The preprocessor alone (not the bound method) goes to the workers: under the
+        # spawn start method a bound method would pickle the whole model.
+        _ImageFiles([paths[r] for r in rows], getattr(encoder, "preprocessor", encoder.preprocess), _input_side(encoder)),
         batch_size=batch_size,
         num_workers=workers,
         collate_fn=_collate,

