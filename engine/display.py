@@ -39,3 +39,10 @@ def format_matches(matches: Sequence[Match], fields: Sequence[str] = ("title", "
             row += [m.source, m.because or ""]
         rows.append(row)
     return format_table(rows, headers)
+
+
+def quiet_model_loading() -> None:
+    """Hide transformers' per-load 'Loading weights' bars (scripts call this; it is global)."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()

@@ -19,7 +19,7 @@ import pandas as pd
 from PIL import Image, ImageOps
 
 from engine import Interactions
-from engine.display import format_matches
+from engine.display import format_matches, quiet_model_loading
 from engine.indexing import index_catalog
 
 HERE = Path(__file__).resolve().parents[1] / "sample_catalog"
@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-k", type=int, default=5)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    quiet_model_loading()
 
     print("== 1. indexing", args.catalog)
     engine, report = index_catalog(args.catalog, args.out)

@@ -14,6 +14,7 @@ import sys
 from encoders.fusion import FusionConfig
 from engine.catalog import CatalogColumns
 from engine.config import EncoderConfig, EngineConfig
+from engine.display import quiet_model_loading
 from engine.errors import EngineError
 from engine.indexing import index_catalog
 from index.config import IndexConfig
@@ -47,6 +48,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    quiet_model_loading()
     config = EngineConfig(
         encoders=EncoderConfig(
             image=None if args.image_encoder == "none" else args.image_encoder,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine.display import format_matches
+from engine.display import format_matches, quiet_model_loading
 from engine.engine import Engine
 from engine.errors import EngineError
 from engine.filters import ItemFilter
@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--category", action="append", help="only this category (repeatable)")
     args = p.parse_args(argv)
     filt = ItemFilter(categories=args.category) if args.category else None
+    quiet_model_loading()
     try:
         engine = Engine.load(args.model)
         if args.similar:

@@ -171,8 +171,9 @@ class Recommender(ABC):
     @classmethod
     def load(cls, directory: str | Path) -> Recommender:
         """Load any saved model; called on a subclass, checks the saved name matches."""
-        from .registry import MODELS
+        from .registry import MODELS, _import_all
 
+        _import_all()
         manifest = read_manifest(directory, "recommender")
         model_cls = MODELS.get(manifest["model"])
         if model_cls is None:
