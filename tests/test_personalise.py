@@ -16,7 +16,7 @@ from engine.filters import ItemFilter
 TINY = {
     "itemknn": {},
     "neumf": {"epochs": 30, "gmf_dim": 8, "mlp_dim": 8, "mlp_layers": (16, 8), "lr": 0.01, "batch_size": 32},
-    "sasrec": {"epochs": 30, "dim": 16, "num_layers": 1, "max_len": 10, "batch_size": 8, "learning_rate": 0.01},
+    "sasrec": {"epochs": 30, "dim": 16, "num_layers": 1, "max_len": 10, "batch_size": 8, "lr": 0.01},
 }
 
 
