@@ -36,6 +36,7 @@ from engine.errors import EngineError
 from engine.retrieval_eval import (
     FASHION_MNIST_CLASSES,
     FASHION_MNIST_DIR,
+    TEXT_SOURCES,
     RetrievalResult,
     cached_encode,
     catalog_results,
@@ -59,6 +60,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="folder with the Fashion-MNIST idx .gz files (Debian package dataset-fashion-mnist)")
     parser.add_argument("--fashion-mnist-n", type=int, default=1000, help="first N test images")
     parser.add_argument("--weights", default="0,0.25,0.5,0.75,1", help="image weights w to fuse at (text weight 1-w)")
+    parser.add_argument("--text", choices=TEXT_SOURCES, default="full",
+                        help="catalog text to encode: full (title + description, as the engine does) or title only")
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0, help="seed of the random-vector baseline")
     parser.add_argument("--image-encoder", default=EncoderConfig.image, help="EncoderConfig.image")
@@ -87,16 +90,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def run_catalog(args: argparse.Namespace, encoders: dict[str, Any], report: dict[str, Any]) -> list[RetrievalResult]:
     catalog = Catalog.from_file(args.catalog)
     with tqdm(total=2 * len(catalog), desc="catalog vectors", unit="item", disable=args.quiet) as bar:
-        vectors = encode_catalog(catalog, encoders["image"](), encoders["text"](), args.cache_dir, args.batch_size, bar.update)
+        vectors = encode_catalog(
+            catalog, encoders["image"](), encoders["text"](), args.cache_dir, args.batch_size, bar.update, args.text
+        )
     rows = catalog_results(catalog, vectors, args.weights, args.k, args.seed)
     fused = {r.image_weight: r.precision for r in rows if r.image_weight is not None}
     best = max(fused, key=lambda w: (fused[w], -abs(w - 0.5))) if fused else None
     default_w = FusionConfig().normalised()[0]
     report["catalog"] = {
-        "source": str(args.catalog), "n_items": len(catalog), "n_categories": int(len(set(vectors.labels))),
+        "source": str(args.catalog), "text": args.text,
+        "n_items": len(catalog), "n_categories": int(len(set(vectors.labels))),
         "chance": chance_precision(vectors.labels), "best_image_weight": best, "default_image_weight": default_w,
     }
-    if args.engine_check:
+    if args.engine_check and args.text == "full":  # the engine always encodes the full text
         config = EngineConfig(encoders=EncoderConfig(image=args.image_encoder, text=args.text_encoder, device=args.device))
         report["catalog"]["engine_check"] = engine_check(catalog, vectors, config, args.k)
     return rows
