@@ -1,0 +1,431 @@
+"""Offline evaluation of recommender models: protocols, cold start, tuning on validation.
+
+Protocols:
+
+* `evaluate_full`: rank the whole catalogue for each test user, with the items
+  the user already saw (train and validation) masked. The protocol to trust.
+* `evaluate_sampled`: rank one held-out item among 100 sampled negatives. Only
+  for comparison with papers that report it: sampled metrics are inconsistent
+  with the full ranking and can even reverse the order of models (Krichene &
+  Rendle, "On Sampled Metrics for Item Recommendation", KDD 2020).
+* `evaluate_cold_items`: hold a random 20% of the items out of training entirely
+  and measure how well their test interactions are ranked.
+
+Hyperparameters are chosen by `tune` on the validation part only, never on test.
+
+Example:
+    >>> from engine.models import create_model                       # doctest: +SKIP
+    >>> split = temporal_split(data)                                 # doctest: +SKIP
+    >>> model = create_model("itemknn").fit(split.train, split.validation)  # doctest: +SKIP
+    >>> evaluate_full(model, split, k=10).ndcg                       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from .errors import InvalidArgumentError, check_k
+from .metrics import ranking_metrics, top_k
+from .models.base import Recommender
+from .models.registry import MODELS, create_model
+from .splits import Split
+
+_BATCH = 512
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Ranking quality averaged over the evaluated users.
+
+    Attributes:
+        protocol: 'full', 'sampled' or 'cold'.
+        k: the cut-off of hr, ndcg and recall.
+        hr: share of users with at least one relevant item in their top k.
+        ndcg: normalised discounted cumulative gain at k.
+        recall: relevant items in the top k over min(k, relevant items).
+        mrr: mean reciprocal rank of each user's best-ranked relevant item (whole ranking).
+        coverage: share of the ranked items that appear in at least one top-k list.
+        n_users: users evaluated.
+    """
+
+    protocol: str
+    k: int
+    hr: float
+    ndcg: float
+    recall: float
+    mrr: float
+    coverage: float
+    n_users: int
+
+    def as_dict(self) -> dict[str, float]:
+        """Metric names ('hr@10', 'ndcg@10', ...) to values."""
+        k = self.k
+        return {
+            f"hr@{k}": self.hr,
+            f"ndcg@{k}": self.ndcg,
+            f"recall@{k}": self.recall,
+            "mrr": self.mrr,
+            "coverage": self.coverage,
+            "users": float(self.n_users),
+        }
+
+
+def evaluate_full(model: Recommender, split: Split, k: int = 10) -> Metrics:
+    """Full-catalogue ranking of each test user's held-out items.
+
+    Users need at least one train and one test interaction. Each user's train and
+    validation items are masked (never recommended again); the relevant items are
+    the user's test items, less any already masked (a re-consumed item cannot be
+    hit once seen items are masked; users left with none are skipped).
+
+    Example:
+        >>> evaluate_full(model, split, k=10).as_dict()["ndcg@10"]   # doctest: +SKIP
+    """
+    check_k(k)
+    seen = split.seen().csr()
+    relevant = _minus(split.test.csr(), seen)
+    users = np.intersect1d(split.train.active_users(), _rows_with_entries(relevant))
+    return _rank_full(model, users, seen, relevant, k, "full")
+
+
+def evaluate_sampled(
+    model: Recommender, split: Split, k: int = 10, n_negatives: int = 100, seed: int = 0
+) -> Metrics:
+    """Leave-one-out with sampled negatives: rank each user's test item among `n_negatives` others.
+
+    For comparison with published numbers only. Krichene & Rendle (KDD 2020) show
+    that sampled metrics mislead: they are inconsistent with the full ranking and
+    can reverse the order of two models. Prefer `evaluate_full`.
+
+    Each user with a train and a test interaction contributes their latest test item;
+    the negatives are drawn uniformly, without replacement, from the items the user
+    never interacted with (in any part of the split), seeded. Coverage counts the
+    items that appear in some top-k candidate list, over the whole catalogue.
+    """
+    check_k(k)
+    if n_negatives <= 0:
+        raise InvalidArgumentError(f"n_negatives must be a positive integer, got {n_negatives!r}")
+    test = split.test
+    order = np.lexsort((np.arange(len(test)), test.timestamps, test.users))
+    last = np.r_[test.users[order][1:] != test.users[order][:-1], True] if len(order) else np.zeros(0, bool)
+    positives = dict(zip(test.users[order][last].tolist(), test.items[order][last].tolist()))
+    users = np.intersect1d(split.train.active_users(), np.fromiter(positives, dtype=np.int64))
+    everything = split.seen().csr() + test.csr()
+    rng = np.random.default_rng(seed)
+    n_items = test.n_items
+    candidates = np.full((len(users), n_negatives + 1), -1, dtype=np.int64)
+    for r, u in enumerate(users):
+        pool = np.setdiff1d(np.arange(n_items), everything[u].indices, assume_unique=True)
+        chosen = rng.choice(pool, min(n_negatives, len(pool)), replace=False)
+        candidates[r, 0] = positives[int(u)]
+        candidates[r, 1 : 1 + len(chosen)] = chosen
+    totals = np.zeros(4)
+    shown: set[int] = set()
+    for start in range(0, len(users), _BATCH):
+        batch = slice(start, start + _BATCH)
+        full = model.score(users[batch])
+        cand = candidates[batch]
+        scores = np.take_along_axis(full, np.maximum(cand, 0), axis=1)
+        scores[cand < 0] = -np.inf  # a user with fewer free items than n_negatives
+        metrics = ranking_metrics(scores, [np.array([0])] * len(cand), k=k)
+        totals += np.array(list(metrics.values())) * len(cand)
+        tops = np.take_along_axis(cand, top_k(scores, k), axis=1)
+        shown.update(tops[tops >= 0].tolist())
+    return _metrics("sampled", k, totals, len(users), len(shown) / max(n_items, 1))
+
+
+@dataclass(frozen=True)
+class ColdStartResult:
+    """Item cold start: metrics over the test interactions of items unseen in training.
+
+    Attributes:
+        metrics: full-catalogue ranking metrics, relevant = the user's cold test items.
+        cold_items: item rows held out of training.
+        n_test_interactions: test interactions with those items (before dropping users without history).
+        train_seconds: time to fit the model on the reduced training data.
+    """
+
+    metrics: Metrics
+    cold_items: np.ndarray
+    n_test_interactions: int
+    train_seconds: float
+
+
+def evaluate_cold_items(
+    model: Recommender,
+    split: Split,
+    item_features: np.ndarray | None = None,
+    k: int = 10,
+    cold_fraction: float = 0.2,
+    seed: int = 0,
+) -> ColdStartResult:
+    """Fit `model` without a random `cold_fraction` of the items, then rank those items' test interactions.
+
+    All train and validation interactions with the cold items are removed before
+    fitting, so the model never sees them (item features, when the model uses them,
+    still cover every item: that is what lets a content model score new items).
+    Ranking is over the FULL catalogue, not among cold items only: a cold item has to
+    beat the warm items a model already knows, as a new product must in a shop.
+    Each user's remaining train and validation items are masked; relevant = the
+    user's test items that are cold. Users without remaining training history are skipped.
+    """
+    check_k(k)
+    if not 0.0 < cold_fraction < 1.0:
+        raise InvalidArgumentError(f"cold_fraction must lie in (0, 1), got {cold_fraction!r}")
+    n_items = split.train.n_items
+    rng = np.random.default_rng(seed)
+    cold = np.sort(rng.choice(n_items, max(1, int(round(cold_fraction * n_items))), replace=False))
+    is_cold = np.zeros(n_items, dtype=bool)
+    is_cold[cold] = True
+    train = split.train.subset(~is_cold[split.train.items])
+    validation = split.validation.subset(~is_cold[split.validation.items])
+    cold_test = split.test.subset(is_cold[split.test.items])
+    start = time.perf_counter()
+    model.fit(train, validation, item_features if model.uses_item_features else None)
+    seconds = time.perf_counter() - start
+    seen = Split(train, validation, cold_test).seen().csr()
+    relevant = cold_test.csr()
+    users = np.intersect1d(train.active_users(), _rows_with_entries(relevant))
+    metrics = _rank_full(model, users, seen, relevant, k, "cold")
+    return ColdStartResult(metrics, cold, len(cold_test), seconds)
+
+
+# ----- tuning ----------------------------------------------------------------
+# Baseline grids; neural models use `default_grid`'s generic one unless listed here.
+DEFAULT_GRIDS: dict[str, dict[str, list[Any]]] = {
+    "popularity": {},
+    "content": {},
+    "itemknn": {"neighbours": [50, 100, 200, 400, 800], "shrinkage": [0.0, 5.0, 20.0, 100.0]},
+    "als": {"factors": [64, 128, 256], "regularization": [1.0, 3.0, 10.0, 30.0], "alpha": [0.5, 1.0, 2.0, 5.0]},
+    "bprmf": {"factors": [64, 128, 256], "lr": [0.002, 0.005, 0.01], "l2": [0.0, 1e-5, 1e-4]},
+}
+_SIZES = ("dim", "factors", "embedding_dim", "hidden", "hidden_dim", "latent_dim", "gmf_dim", "mlp_dim")
+_PENALTIES = ("weight_decay", "l2", "reg", "regularization")
+
+
+def default_grid(model_name: str) -> dict[str, list[Any]]:
+    """The search grid for a model.
+
+    In order: the model class's own `tuning_grid` attribute, this module's
+    `DEFAULT_GRIDS`, else a grid centred on the model's defaults over the fields it
+    has among learning rate (/3, x1, x3), sizes (/2, x1, x2), dropout (-0.2, +0.2) and
+    L2 penalties (0, x1, x10).
+
+    Example:
+        >>> default_grid("itemknn")["shrinkage"]
+        [0.0, 5.0, 20.0, 100.0]
+    """
+    create_model(model_name)  # raises with the valid names when unknown
+    cls = MODELS[model_name]
+    own = getattr(cls, "tuning_grid", None)
+    if own is not None:
+        return dict(own)
+    if model_name in DEFAULT_GRIDS:
+        return DEFAULT_GRIDS[model_name]
+    grid: dict[str, list[Any]] = {}
+    for f in dataclasses.fields(cls.config_class):
+        d = f.default
+        if isinstance(d, bool) or not isinstance(d, (int, float)):
+            continue
+        if f.name == "lr" and d > 0:
+            grid[f.name] = [_round(d / 3), d, _round(d * 3)]
+        elif f.name in _SIZES and isinstance(d, int) and d > 1:
+            grid[f.name] = [d // 2, d, d * 2]
+        elif f.name == "dropout":
+            grid[f.name] = sorted({round(max(0.0, d - 0.2), 3), d, round(min(0.8, d + 0.2), 3)})
+        elif f.name in _PENALTIES:
+            grid[f.name] = [0.0, d, _round(d * 10)] if d > 0 else [0.0, 1e-5, 1e-4]
+    return grid
+
+
+def _round(x: float) -> float:
+    """Three significant digits, so grids read 0.00167, not 0.0016666666666666668."""
+    return float(f"{x:.3g}")
+
+
+@dataclass(frozen=True)
+class TuningResult:
+    """Outcome of `tune`.
+
+    Attributes:
+        best_config: the hyperparameters (grid keys only) with the best validation NDCG@k.
+        best_score: that validation NDCG@k.
+        table: one row per configuration tried: its values, 'val_ndcg@k' and 'seconds'.
+    """
+
+    best_config: dict[str, Any]
+    best_score: float
+    table: list[dict[str, Any]]
+
+
+def tune(
+    model_name: str,
+    grid: dict[str, list[Any]],
+    split: Split,
+    budget: int = 10,
+    *,
+    seed: int = 0,
+    item_features: np.ndarray | None = None,
+    overrides: dict[str, Any] | None = None,
+    k: int = 10,
+) -> TuningResult:
+    """Pick hyperparameters by validation NDCG@k, trying at most `budget` configurations.
+
+    The grid's full product is tried when it has at most `budget` points, else a
+    seeded random sample of `budget` of them (random search, Bergstra & Bengio 2012).
+    Every model is fitted on `split.train` with `split.validation` (early stopping)
+    and scored on `split.validation` exactly as `evaluate_full` scores the test (users
+    with training history, train items masked). The test part is never read.
+
+    Args:
+        model_name: a registered model.
+        grid: config field -> values to try.
+        split: the data; only `train` and `validation` are used.
+        budget: most configurations to fit; give every model the same budget.
+        seed: seeds the sample of configurations.
+        item_features: passed to models that use them.
+        overrides: fixed config values for every fit (e.g. epochs, show_progress).
+        k: cut-off of the selection metric.
+
+    Example:
+        >>> r = tune("itemknn", {"neighbours": [10, 50]}, split, budget=2)   # doctest: +SKIP
+        >>> r.best_config                                                    # doctest: +SKIP
+        {'neighbours': 50}
+    """
+    check_k(k)
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget <= 0:
+        raise InvalidArgumentError(f"budget must be a positive integer, got {budget!r}")
+    if len(split.validation) == 0:
+        raise InvalidArgumentError("tuning needs a non-empty validation part; use val_fraction > 0")
+    create_model(model_name)  # raises with the valid names when unknown
+    fields = {f.name for f in dataclasses.fields(MODELS[model_name].config_class)}
+    unknown = sorted(set(grid) - fields)
+    if unknown:
+        raise InvalidArgumentError(
+            f"{model_name} has no hyperparameters {unknown}; its config fields are {sorted(fields)}"
+        )
+    empty = [name for name, values in grid.items() if len(values) == 0]
+    if empty:
+        raise InvalidArgumentError(f"grid values for {empty} are empty lists")
+    names = list(grid)
+    points = list(itertools.product(*(grid[n] for n in names)))
+    if len(points) > budget:
+        pick = np.random.default_rng(seed).choice(len(points), budget, replace=False)
+        points = [points[i] for i in sorted(pick)]
+    # Validation plays the test's part, with the same protocol as `evaluate_full`.
+    selection = Split(split.train, split.train.subset(np.zeros(len(split.train), dtype=bool)), split.validation)
+    table: list[dict[str, Any]] = []
+    for values in points:
+        config = dict(zip(names, values))
+        model = create_model(model_name, **{**(overrides or {}), **config})
+        start = time.perf_counter()
+        model.fit(split.train, split.validation, item_features if model.uses_item_features else None)
+        seconds = time.perf_counter() - start
+        score = evaluate_full(model, selection, k).ndcg
+        table.append({**config, f"val_ndcg@{k}": score, "seconds": seconds})
+    best = max(range(len(table)), key=lambda r: table[r][f"val_ndcg@{k}"])
+    return TuningResult({n: table[best][n] for n in names}, table[best][f"val_ndcg@{k}"], table)
+
+
+# ----- item content vectors ------------------------------------------------------
+def text_features(
+    texts: Sequence[str],
+    encoder: str = "minilm-l6",
+    cache: str | Path | None = None,
+    encode: Callable[[list[str]], np.ndarray] | None = None,
+) -> np.ndarray:
+    """Item vectors from the engine's text encoder, cached as .npy keyed by a hash of the texts.
+
+    Args:
+        texts: one text per item row.
+        encoder: the `encoders` registry name (part of the cache key).
+        cache: folder of the cache; default `engine.datasets.cache_dir() / "features"`.
+        encode: encoding function to use instead of the registry's (tests pass a fake).
+    """
+    from .datasets import cache_dir
+
+    texts = [str(t) for t in texts]
+    digest = hashlib.sha256("\x1f".join([encoder, *texts]).encode("utf-8")).hexdigest()[:16]
+    folder = Path(cache) if cache is not None else cache_dir() / "features"
+    path = folder / f"{encoder}-{digest}.npy"
+    if path.is_file():
+        return np.load(path, allow_pickle=False)
+    if encode is None:
+        from encoders.registry import create_encoder
+
+        encode = create_encoder(encoder).encode
+    vectors = np.asarray(encode(texts), dtype=np.float32)
+    if vectors.ndim != 2 or vectors.shape[0] != len(texts):
+        raise InvalidArgumentError(f"encoder {encoder!r} returned shape {vectors.shape} for {len(texts)} texts")
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, vectors)
+    tmp.replace(path)  # atomic: a crash never leaves a truncated cache entry
+    return vectors
+
+
+# ----- helpers --------------------------------------------------------------------
+def _rank_full(
+    model: Recommender, users: np.ndarray, seen: sp.csr_matrix, relevant: sp.csr_matrix, k: int, protocol: str
+) -> Metrics:
+    """Rank all items for `users`, `seen` masked, against each user's `relevant` row."""
+    totals = np.zeros(4)
+    shown = np.zeros(relevant.shape[1], dtype=bool)
+    for start in range(0, len(users), _BATCH):
+        batch = users[start : start + _BATCH]
+        scores = np.array(model.score(batch), dtype=np.float32, copy=True)
+        scores[seen[batch].nonzero()] = -np.inf
+        metrics = ranking_metrics(scores, [relevant[u].indices for u in batch], k=k)
+        totals += np.array(list(metrics.values())) * len(batch)
+        shown[top_k(scores, k).ravel()] = True
+    return _metrics(protocol, k, totals, len(users), float(shown.mean()) if shown.size else 0.0)
+
+
+def _metrics(protocol: str, k: int, totals: np.ndarray, n_users: int, coverage: float) -> Metrics:
+    hr, ndcg, recall, mrr = (totals / max(n_users, 1)).tolist()
+    return Metrics(protocol, k, hr, ndcg, recall, mrr, coverage, n_users)
+
+
+def _minus(a: sp.csr_matrix, b: sp.csr_matrix) -> sp.csr_matrix:
+    """Binary entries of `a` that are not in `b`."""
+    out = (a - a.multiply(b > 0)).tocsr()
+    out.eliminate_zeros()
+    return out
+
+
+def _rows_with_entries(m: sp.csr_matrix) -> np.ndarray:
+    return np.flatnonzero(np.diff(m.indptr) > 0)
+
+
+def time_fit(
+    model: Recommender, split: Split, item_features: np.ndarray | None = None
+) -> tuple[Recommender, float]:
+    """Fit on train (validation for early stopping); returns the model and the seconds it took."""
+    start = time.perf_counter()
+    model.fit(split.train, split.validation, item_features if model.uses_item_features else None)
+    return model, time.perf_counter() - start
+
+
+__all__ = [
+    "ColdStartResult",
+    "DEFAULT_GRIDS",
+    "Metrics",
+    "TuningResult",
+    "default_grid",
+    "evaluate_cold_items",
+    "evaluate_full",
+    "evaluate_sampled",
+    "text_features",
+    "time_fit",
+    "tune",
+]

@@ -1,0 +1,306 @@
+"""The interaction log at the public boundary: raw user and item ids, validated.
+
+`Interactions` reads a log (a DataFrame, a .csv or a .parquet file), checks it
+once and normalises it: ids become strings, timestamps int64 unix seconds,
+weights float32. `to_data` then maps the raw ids to the dense rows the models
+train on (`engine.data.InteractionData`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from .data import InteractionData
+from .errors import InteractionsError, InvalidArgumentError, UnknownUserError
+
+REQUIRED = ("user_id", "item_id", "timestamp")
+OPTIONAL = ("event", "weight")
+_SHOWN = 5  # how many offending values an error message lists
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """What validation did to the log.
+
+    Attributes:
+        n_input: rows read.
+        n_duplicates: rows dropped because the same (user, item, timestamp) came earlier.
+        n_unknown_items: rows dropped because their item is not in the catalog.
+        n_kept: rows left.
+    """
+
+    n_input: int
+    n_duplicates: int = 0
+    n_unknown_items: int = 0
+
+    @property
+    def n_kept(self) -> int:
+        return self.n_input - self.n_duplicates - self.n_unknown_items
+
+
+class Interactions:
+    """A validated log of (user, item, timestamp[, event, weight]) rows with raw ids.
+
+    Args:
+        df: the log. Needs `user_id`, `item_id` and `timestamp` columns; `event` (a label such
+            as 'view' or 'purchase') and `weight` (a non-negative strength, default 1) are optional.
+            Timestamps are unix seconds or date/time strings.
+        columns: renames applied first, from your column names to the ones above,
+            e.g. `{"customer": "user_id", "sku": "item_id"}`.
+
+    Raises:
+        InteractionsError: an empty log, a missing column, a missing or unparseable
+            timestamp or id, a negative or missing weight.
+
+    Example:
+        >>> log = Interactions(pd.DataFrame({"user_id": ["u1", "u1", "u2"],
+        ...                                  "item_id": ["a", "b", "a"],
+        ...                                  "timestamp": ["2024-05-01", "2024-05-02", 1714600000]}))
+        >>> data = log.to_data(log.user_vocabulary(), ["a", "b", "c"])
+        >>> data.items.tolist(), data.n_items
+        ([0, 1, 0], 3)
+    """
+
+    def __init__(self, df: pd.DataFrame, columns: Mapping[str, str] | None = None) -> None:
+        frame, report = _validate(df, columns)
+        self.frame = frame
+        self.report = report
+
+    @classmethod
+    def from_file(cls, path: str | Path, columns: Mapping[str, str] | None = None) -> Interactions:
+        """Read a .csv or .parquet log.
+
+        Example:
+            >>> log = Interactions.from_file("events.csv", columns={"sku": "item_id"})  # doctest: +SKIP
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise InteractionsError(f"interaction file '{path}' does not exist")
+        suffix = path.suffix.lower()
+        if suffix == ".csv":
+            # Ids stay strings exactly as written ('007' is not 7); other columns are parsed later.
+            df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+        elif suffix == ".parquet":
+            df = pd.read_parquet(path)
+        else:
+            raise InteractionsError(f"interaction file '{path}' must be .csv or .parquet, got '{suffix}'")
+        return cls(df, columns=columns)
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def __repr__(self) -> str:
+        return (
+            f"Interactions({len(self)} rows, {self.frame['user_id'].nunique()} users, "
+            f"{self.frame['item_id'].nunique()} items)"
+        )
+
+    # ----- vocabularies ----------------------------------------------------
+    def user_vocabulary(self, existing: Sequence[str] = ()) -> list[str]:
+        """`existing` user ids followed by the log's other users, sorted; row r of the data is entry r."""
+        known = list(existing)
+        new = sorted(set(self.frame["user_id"].unique()) - set(known))
+        return known + new
+
+    def validate_items(
+        self, known_ids: Sequence[str], on_unknown: Literal["raise", "drop"] = "raise"
+    ) -> Interactions:
+        """Check every item id against the catalog's ids.
+
+        Returns self when all are known, else (with `on_unknown="drop"`) a copy without
+        the unknown rows, counted in `report.n_unknown_items`.
+
+        Raises:
+            InteractionsError: some ids are unknown and `on_unknown="raise"`; lists a few and the count.
+        """
+        if on_unknown not in ("raise", "drop"):
+            raise InvalidArgumentError(f"on_unknown must be 'raise' or 'drop', got {on_unknown!r}")
+        known = pd.Index(pd.Series(list(known_ids), dtype=object).astype(str))
+        unknown = ~self.frame["item_id"].isin(known)
+        if not unknown.any():
+            return self
+        if on_unknown == "raise":
+            bad = self.frame.loc[unknown, "item_id"].unique()
+            shown = ", ".join(repr(x) for x in bad[:_SHOWN])
+            raise InteractionsError(
+                f"{int(unknown.sum())} interactions name {len(bad)} item ids that are not in the catalog "
+                f"({len(known)} items), e.g. {shown}; fix the ids or pass on_unknown='drop'"
+            )
+        out = object.__new__(Interactions)
+        out.frame = self.frame.loc[~unknown].reset_index(drop=True)
+        out.report = replace(self.report, n_unknown_items=self.report.n_unknown_items + int(unknown.sum()))
+        return out
+
+    # ----- mapping to rows -------------------------------------------------
+    def to_data(
+        self,
+        user_ids: Sequence[str],
+        item_ids: Sequence[str],
+        *,
+        on_unknown: Literal["raise", "drop"] = "raise",
+        extend_users: bool = False,
+    ) -> InteractionData:
+        """Map raw ids to rows: user r is `user_ids[r]`, item r is `item_ids[r]`.
+
+        Args:
+            user_ids: the user vocabulary (build one with `user_vocabulary()`).
+            item_ids: the catalog's item ids, in row order.
+            on_unknown: what to do with items that are not in `item_ids` (see `validate_items`).
+            extend_users: append users missing from `user_ids` as new rows, in the order
+                `user_vocabulary(user_ids)` gives; otherwise they raise.
+
+        Raises:
+            UnknownUserError: a user is not in `user_ids` and `extend_users` is false.
+            InteractionsError: an unknown item, with `on_unknown="raise"`.
+        """
+        log = self.validate_items(item_ids, on_unknown)
+        users = log.user_vocabulary(user_ids) if extend_users else list(user_ids)
+        user_index = _index(users, "user")
+        item_index = _index(item_ids, "item")
+        u = user_index.get_indexer(log.frame["user_id"])
+        if (u < 0).any():
+            bad = log.frame.loc[u < 0, "user_id"].unique()
+            shown = ", ".join(repr(x) for x in bad[:_SHOWN])
+            raise UnknownUserError(
+                f"{len(bad)} user ids are not in the vocabulary ({len(users)} users), e.g. {shown}; "
+                "pass extend_users=True or user_ids=log.user_vocabulary(known_ids)"
+            )
+        i = item_index.get_indexer(log.frame["item_id"])
+        return InteractionData(
+            users=u.astype(np.int64),
+            items=i.astype(np.int64),
+            timestamps=log.frame["timestamp"].to_numpy(np.int64),
+            weights=log.frame["weight"].to_numpy(np.float32),
+            n_users=len(users),
+            n_items=len(item_ids),
+        )
+
+
+def _index(ids: Sequence[str], what: str) -> pd.Index:
+    """A lookup index over a vocabulary, which must not repeat an id."""
+    index = pd.Index(pd.Series(list(ids), dtype=object).astype(str))
+    if not index.is_unique:
+        dup = index[index.duplicated()].unique()
+        shown = ", ".join(repr(x) for x in dup[:_SHOWN])
+        raise InvalidArgumentError(f"the {what} vocabulary repeats ids, e.g. {shown}")
+    return index
+
+
+def _validate(df: pd.DataFrame, columns: Mapping[str, str] | None) -> tuple[pd.DataFrame, ValidationReport]:
+    """Check and normalise a raw log; returns it with duplicates dropped and the report."""
+    if not isinstance(df, pd.DataFrame):
+        raise InteractionsError(f"interactions must be a pandas DataFrame, got {type(df).__name__}")
+    if columns:
+        missing_src = [c for c in columns if c not in df.columns]
+        if missing_src:
+            raise InteractionsError(
+                f"columns= renames {missing_src} but the log has only {list(df.columns)}"
+            )
+        df = df.rename(columns=dict(columns))
+    missing = [c for c in REQUIRED if c not in df.columns]
+    if missing:
+        raise InteractionsError(
+            f"the interaction log has no {', '.join(repr(c) for c in missing)} column; it has {list(df.columns)} "
+            "(map yours with columns={'your_name': 'user_id', ...})"
+        )
+    if len(df) == 0:
+        raise InteractionsError("the interaction log is empty: expected at least one (user_id, item_id, timestamp) row")
+    out = pd.DataFrame(
+        {
+            "user_id": _ids(df["user_id"], "user_id"),
+            "item_id": _ids(df["item_id"], "item_id"),
+            "timestamp": _timestamps(df["timestamp"]),
+        }
+    )
+    if "event" in df.columns:
+        out["event"] = df["event"].fillna("").astype(str).to_numpy()
+    out["weight"] = _weights(df["weight"]) if "weight" in df.columns else np.ones(len(df), dtype=np.float32)
+    dup = out.duplicated(["user_id", "item_id", "timestamp"], keep="first").to_numpy()
+    report = ValidationReport(n_input=len(out), n_duplicates=int(dup.sum()))
+    return out.loc[~dup].reset_index(drop=True), report
+
+
+def _ids(col: pd.Series, name: str) -> np.ndarray:
+    missing = col.isna().to_numpy()
+    if missing.any():
+        row = int(np.flatnonzero(missing)[0])
+        raise InteractionsError(
+            f"{name} is missing in row {row} ({int(missing.sum())} rows in all): every row needs one"
+        )
+    return col.astype(str).to_numpy(dtype=object)
+
+
+def _timestamps(col: pd.Series) -> np.ndarray:
+    """int64 unix seconds from numbers, datetimes or date/time strings."""
+    if pd.api.types.is_datetime64_any_dtype(col):
+        parsed = col
+    else:
+        numeric = pd.to_numeric(col, errors="coerce")
+        if not numeric.isna().any():
+            return _whole_seconds(col, numeric)
+        # Not all numeric: parse what is not as dates; numbers stay unix seconds.
+        text = col.where(numeric.isna())
+        with warnings.catch_warnings():  # pandas warns when it infers one format for the column
+            warnings.simplefilter("ignore", UserWarning)
+            dates = pd.to_datetime(text, errors="coerce", utc=True)
+        # One inferred format is fast; only rows it did not fit are parsed one by one.
+        retry = dates.isna() & text.notna()
+        if retry.any():
+            dates[retry] = pd.to_datetime(text[retry], errors="coerce", utc=True, format="mixed")
+        seconds = pd.Series(np.nan, index=col.index)
+        ok = dates.notna()
+        seconds[ok] = _epoch_seconds(dates[ok])
+        seconds = seconds.where(numeric.isna(), numeric)
+        _first_bad(col, seconds.isna().to_numpy())
+        return _whole_seconds(col, seconds)
+    if parsed.dt.tz is None:
+        parsed = parsed.dt.tz_localize("UTC")
+    _first_bad(col, parsed.isna().to_numpy())
+    return _epoch_seconds(parsed).to_numpy(np.int64)
+
+
+def _epoch_seconds(dates: pd.Series) -> pd.Series:
+    """Whole seconds since 1970 of tz-aware datetimes, whatever their resolution (pandas 3 varies it)."""
+    return (dates - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
+
+
+def _whole_seconds(col: pd.Series, seconds: pd.Series) -> np.ndarray:
+    values = seconds.to_numpy(np.float64)
+    _first_bad(col, ~np.isfinite(values))
+    return np.floor(values).astype(np.int64)
+
+
+def _first_bad(col: pd.Series, bad: np.ndarray) -> None:
+    """Raise naming the first row whose timestamp is missing or unparseable."""
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        value = col.iloc[row]
+        what = "missing" if pd.isna(value) else f"{_plain(value)!r}, which is not a time"
+        raise InteractionsError(
+            f"timestamp in row {row} is {what} ({int(bad.sum())} bad rows in all): "
+            "expected unix seconds or a date/time such as '2024-05-01 12:30:00'"
+        )
+
+
+def _weights(col: pd.Series) -> np.ndarray:
+    values = pd.to_numeric(col, errors="coerce").to_numpy(np.float64)
+    bad = ~np.isfinite(values) | (values < 0)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise InteractionsError(
+            f"weight in row {row} is {_plain(col.iloc[row])!r} ({int(bad.sum())} bad rows in all): "
+            "expected a finite number >= 0"
+        )
+    return values.astype(np.float32)
+
+
+def _plain(value: object) -> object:
+    """A NumPy scalar as the Python value, so messages read 'nan', not 'np.float64(nan)'."""
+    return value.item() if isinstance(value, np.generic) else value

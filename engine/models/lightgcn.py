@@ -1,0 +1,313 @@
+"""LightGCN: collaborative filtering by linear propagation over the user-item graph.
+
+He et al. 2020, "LightGCN: Simplifying and Powering Graph Convolution Network
+for Recommendation" (SIGIR). Each user and item has a free embedding (layer 0);
+layer k+1 is the symmetric-normalised adjacency D^-1/2 A D^-1/2 of the
+bipartite train graph times layer k, with no weights and no non-linearity. The
+final embedding is the mean of layers 0..K and a score is a dot product.
+Training is BPR with uniformly sampled negatives and L2 on the batch's layer-0
+embeddings, as in the paper's official code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from typing import ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from ..data import InteractionData
+from ..errors import InvalidArgumentError
+from .base import ModelConfig, Recommender, seed_everything
+from .registry import register
+from .training import EarlyStopping, known_users_only, progress, validation_ndcg
+
+
+@dataclasses.dataclass(frozen=True)
+class LightGCNConfig(ModelConfig):
+    """LightGCN settings; the defaults were chosen on ML-100K validation NDCG@10.
+
+    Attributes:
+        dim: embedding size.
+        layers: propagation layers K (0 is plain BPR matrix factorisation).
+        lr: Adam learning rate.
+        reg: weight of the L2 penalty on the batch's layer-0 embeddings.
+        batch_size: (user, positive, negative) triples per step.
+        init_std: standard deviation of the normal initialisation of layer 0.
+    """
+
+    epochs: int = 200
+    patience: int = 10
+    dim: int = 64
+    layers: int = 3
+    lr: float = 5e-3
+    reg: float = 1e-4
+    batch_size: int = 2048
+    init_std: float = 0.1
+
+    def __post_init__(self) -> None:
+        for field in ("dim", "batch_size", "epochs"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise InvalidArgumentError(f"LightGCN {field} must be a positive integer, got {value!r}")
+        if isinstance(self.layers, bool) or not isinstance(self.layers, int) or self.layers < 0:
+            raise InvalidArgumentError(f"LightGCN layers must be an integer >= 0, got {self.layers!r}")
+        for field in ("lr", "init_std"):
+            if not getattr(self, field) > 0:
+                raise InvalidArgumentError(f"LightGCN {field} must be > 0, got {getattr(self, field)!r}")
+        if not self.reg >= 0:
+            raise InvalidArgumentError(f"LightGCN reg must be >= 0, got {self.reg!r}")
+
+
+def normalized_adjacency(train: sp.csr_matrix) -> torch.Tensor:
+    """D^-1/2 A D^-1/2 of the bipartite graph A = [[0, R], [R^T, 0]], users first, as a sparse CSR tensor.
+
+    Nodes without edges get a zero row instead of a division by zero. CSR, not
+    COO: its products (forward and backward) are about 1.7x faster on CPU.
+    """
+    n_users, n_items = train.shape
+    r = sp.csr_matrix(train, dtype=np.float32)
+    r.data[:] = 1.0
+    a = sp.bmat([[None, r], [r.T, None]], format="coo", dtype=np.float32)
+    degree = np.asarray(a.sum(axis=1)).ravel()
+    inv_sqrt = np.zeros_like(degree)
+    inv_sqrt[degree > 0] = degree[degree > 0] ** -0.5
+    values = inv_sqrt[a.row] * a.data * inv_sqrt[a.col]
+    indices = torch.from_numpy(np.vstack([a.row, a.col]).astype(np.int64))
+    n = n_users + n_items
+    coo = torch.sparse_coo_tensor(indices, torch.from_numpy(values.astype(np.float32)), (n, n), check_invariants=True)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return coo.coalesce().to_sparse_csr()
+
+
+class LightGCNNetwork(nn.Module):
+    """Layer-0 embeddings and the weightless propagation over a fixed normalised adjacency."""
+
+    def __init__(self, n_users: int, n_items: int, dim: int, layers: int, adjacency: torch.Tensor) -> None:
+        super().__init__()
+        self.n_users, self.n_items, self.layers = n_users, n_items, layers
+        self.user_embedding = nn.Embedding(n_users, dim)
+        self.item_embedding = nn.Embedding(n_items, dim)
+        # A plain attribute, not a buffer: the graph is rebuilt from the train matrix, never saved.
+        self.adjacency = adjacency
+
+    def reset_parameters(self, std: float) -> None:
+        """Normal initialisation, as in the paper's code."""
+        nn.init.normal_(self.user_embedding.weight, std=std)
+        nn.init.normal_(self.item_embedding.weight, std=std)
+
+    def layer_embeddings(self) -> list[torch.Tensor]:
+        """Embeddings of every node (users then items) at layers 0..K."""
+        x = torch.cat([self.user_embedding.weight, self.item_embedding.weight])
+        out = [x]
+        for _ in range(self.layers):
+            x = torch.sparse.mm(self.adjacency, x)
+            out.append(x)
+        return out
+
+    def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Final user and item embeddings: the mean of layers 0..K."""
+        layers = self.layer_embeddings()
+        # A sum, not torch.stack(...).mean(): no extra copy of every layer, which is large for big graphs.
+        final = sum(layers[1:], layers[0]) / (self.layers + 1)
+        return final[: self.n_users], final[self.n_users :]
+
+
+@register
+class LightGCN(Recommender):
+    """LightGCN with BPR loss; scoring is a product of cached propagated embeddings.
+
+    `score_history` folds a visitor in as a new user node with no layer-0
+    embedding: propagating from its history items gives the user vector
+    sum_i (1/sqrt(|h| (deg(i)+1))) * (1/(K+1)) * sum_{k<K} e_i^(k), exactly what
+    the graph would give a node that had just joined it.
+
+    Example:
+        >>> model = LightGCN(epochs=5, show_progress=False).fit(train, validation)  # doctest: +SKIP
+        >>> model.score([0], items=[3, 7]).shape                                     # doctest: +SKIP
+        (1, 2)
+    """
+
+    name: ClassVar[str] = "lightgcn"
+    config_class: ClassVar[type[ModelConfig]] = LightGCNConfig
+    scores_sessions: ClassVar[bool] = True
+    config: LightGCNConfig
+
+    def __init__(self, config: LightGCNConfig | None = None, **overrides: object) -> None:
+        super().__init__(config, **overrides)
+        self.network: LightGCNNetwork | None = None
+        self.epochs_trained = 0
+        # Caches that make scoring a matrix product; filled after fit and load.
+        self._user_final = np.zeros((0, 0), dtype=np.float32)
+        self._item_final = np.zeros((0, 0), dtype=np.float32)
+        self._item_fold = np.zeros((0, 0), dtype=np.float32)
+        self._item_degree = np.zeros(0, dtype=np.float32)
+
+    # ----- training -------------------------------------------------------
+    def fit(
+        self,
+        train: InteractionData,
+        validation: InteractionData | None = None,
+        item_features: np.ndarray | None = None,
+    ) -> LightGCN:
+        """Train with BPR; with `validation`, stop early on NDCG@10 and keep the best epoch."""
+        self._remember(train)
+        cfg = self.config
+        seed_everything(cfg.seed)
+        rng = np.random.default_rng(cfg.seed)
+        assert self.train_matrix is not None
+        coo = self.train_matrix.tocoo()
+        pos_users, pos_items = coo.row.astype(np.int64), coo.col.astype(np.int64)
+        # Sorted user*n_items+item keys: a vectorised membership test for rejecting sampled "negatives".
+        pos_keys = np.sort(pos_users * self.n_items + pos_items)
+
+        self.network = LightGCNNetwork(
+            self.n_users, self.n_items, cfg.dim, cfg.layers, normalized_adjacency(self.train_matrix)
+        )
+        self.network.reset_parameters(cfg.init_std)
+        optimizer = torch.optim.Adam(self.network.parameters(), lr=cfg.lr)
+        stopper = EarlyStopping(cfg.patience)
+        if validation is not None:
+            validation = known_users_only(validation, train)
+        bar = progress(range(cfg.epochs), desc="lightgcn", enabled=cfg.show_progress)
+        self.epochs_trained = 0
+        for _ in bar:
+            loss = self._train_epoch(optimizer, pos_users, pos_items, pos_keys, rng)
+            self.epochs_trained += 1
+            if validation is None or len(validation) == 0:
+                if cfg.show_progress:
+                    bar.set_postfix(loss=f"{loss:.4f}")
+                continue
+            self._refresh_cache()
+            ndcg = validation_ndcg(self._score_all, train, validation)
+            if cfg.show_progress:
+                bar.set_postfix(loss=f"{loss:.4f}", ndcg=f"{ndcg:.4f}", best=f"{max(stopper.best, ndcg):.4f}")
+            if stopper.step(ndcg, self._snapshot):
+                break
+        if stopper.best_state is not None:
+            self.network.load_state_dict(stopper.best_state)
+        self._refresh_cache()
+        return self
+
+    def _train_epoch(
+        self,
+        optimizer: torch.optim.Optimizer,
+        pos_users: np.ndarray,
+        pos_items: np.ndarray,
+        pos_keys: np.ndarray,
+        rng: np.random.Generator,
+    ) -> float:
+        """One pass over every training pair, each with one sampled negative; returns the mean loss."""
+        assert self.network is not None
+        cfg = self.config
+        order = rng.permutation(len(pos_users))
+        users, positives = pos_users[order], pos_items[order]
+        negatives = self._sample_negatives(users, pos_keys, rng)
+        self.network.train()
+        total = 0.0
+        for start in range(0, len(users), cfg.batch_size):
+            u = torch.from_numpy(users[start : start + cfg.batch_size])
+            i = torch.from_numpy(positives[start : start + cfg.batch_size])
+            j = torch.from_numpy(negatives[start : start + cfg.batch_size])
+            # The whole graph is propagated each step: the batch's final embeddings depend on every node.
+            user_final, item_final = self.network()
+            eu, ei, ej = user_final[u], item_final[i], item_final[j]
+            bpr = nn.functional.softplus((eu * ej).sum(1) - (eu * ei).sum(1)).mean()
+            e0 = (self.network.user_embedding.weight[u], self.network.item_embedding.weight[i],
+                  self.network.item_embedding.weight[j])  # fmt: skip
+            l2 = sum(e.pow(2).sum() for e in e0) / (2 * len(u))
+            loss = bpr + cfg.reg * l2
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * len(u)
+        return total / len(users)
+
+    def _sample_negatives(self, users: np.ndarray, pos_keys: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Uniform items, resampled (a few rounds) where they are the user's positives."""
+        negatives = rng.integers(0, self.n_items, size=len(users))
+        for _ in range(10):
+            keys = users * self.n_items + negatives
+            at = np.minimum(np.searchsorted(pos_keys, keys), len(pos_keys) - 1)
+            clash = pos_keys[at] == keys
+            if not clash.any():
+                break
+            negatives[clash] = rng.integers(0, self.n_items, size=int(clash.sum()))
+        return negatives
+
+    def _snapshot(self) -> dict[str, torch.Tensor]:
+        assert self.network is not None
+        return {k: v.detach().clone() for k, v in self.network.state_dict().items()}
+
+    def _refresh_cache(self) -> None:
+        """Propagate once and keep the final embeddings, so scoring needs no graph."""
+        assert self.network is not None and self.train_matrix is not None
+        self.network.eval()
+        k = self.network.layers
+        with torch.no_grad():
+            layers = self.network.layer_embeddings()
+            final = (sum(layers[1:], layers[0]) / (k + 1)).numpy()
+            # A folded-in node reaches layer k+1 from the items' layer k, so it sums item layers 0..K-1
+            # (divided by K+1 like every layer mean); with K = 0 only layer 0 exists.
+            fold = torch.stack(layers[: max(k, 1)]).sum(dim=0).numpy() / (k + 1)
+        # Nodes without training edges keep their random initialisation, which carries no information:
+        # zero them so that their scores are neutral and stable rather than noise.
+        isolated = np.concatenate([self.train_matrix.getnnz(axis=1), self.train_matrix.getnnz(axis=0)]) == 0
+        final[isolated] = 0.0
+        fold[isolated] = 0.0
+        self._user_final = np.ascontiguousarray(final[: self.n_users], dtype=np.float32)
+        self._item_final = np.ascontiguousarray(final[self.n_users :], dtype=np.float32)
+        self._item_fold = np.ascontiguousarray(fold[self.n_users :], dtype=np.float32)
+        self._item_degree = np.asarray(self.train_matrix.sum(axis=0), dtype=np.float32).ravel()
+
+    # ----- scoring --------------------------------------------------------
+    def _score_all(self, users: np.ndarray) -> np.ndarray:
+        return self._score_users(users, None)
+
+    def _score_users(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
+        item_vectors = self._item_final if items is None else self._item_final[items]
+        return self._user_final[users] @ item_vectors.T
+
+    def _score_histories(self, histories: list[np.ndarray], items: np.ndarray | None) -> np.ndarray:
+        """Fold-in: each visitor is a new graph node linked to its (distinct) history items."""
+        users = np.zeros((len(histories), self._item_fold.shape[1]), dtype=np.float32)
+        for row, history in enumerate(histories):
+            seen = np.unique(history)
+            if seen.size == 0:
+                continue  # no edges: a zero vector, so every item scores 0
+            # The visitor's own edge counts in each item's degree, as it would in the normalisation.
+            weights = 1.0 / np.sqrt(seen.size * (self._item_degree[seen] + 1.0))
+            users[row] = weights @ self._item_fold[seen]
+        item_vectors = self._item_final if items is None else self._item_final[items]
+        return users @ item_vectors.T
+
+    # ----- persistence ----------------------------------------------------
+    def _state(self) -> dict[str, np.ndarray]:
+        assert self.network is not None
+        # The propagated caches are saved too, so scores after load are bit-identical whatever
+        # the thread count of the sparse products that would otherwise recompute them.
+        return {
+            "user_embedding": self.network.user_embedding.weight.detach().numpy(),
+            "item_embedding": self.network.item_embedding.weight.detach().numpy(),
+            "user_final": self._user_final,
+            "item_final": self._item_final,
+            "item_fold": self._item_fold,
+        }
+
+    def _load_state(self, arrays: dict[str, np.ndarray]) -> None:
+        assert self.train_matrix is not None
+        cfg = self.config
+        self.network = LightGCNNetwork(
+            self.n_users, self.n_items, cfg.dim, cfg.layers, normalized_adjacency(self.train_matrix)
+        )
+        self.network.user_embedding.weight.data.copy_(torch.from_numpy(arrays["user_embedding"]))
+        self.network.item_embedding.weight.data.copy_(torch.from_numpy(arrays["item_embedding"]))
+        self._user_final = arrays["user_final"]
+        self._item_final = arrays["item_final"]
+        self._item_fold = arrays["item_fold"]
+        self._item_degree = np.asarray(self.train_matrix.sum(axis=0), dtype=np.float32).ravel()

@@ -1,0 +1,442 @@
+"""Hybrid NeuMF: neural collaborative filtering with content-aware items.
+
+He et al. 2017, "Neural Collaborative Filtering" (WWW). Two towers score a
+(user, item) pair: GMF, the element-wise product of a user and an item vector,
+and an MLP over their concatenation; a final linear layer fuses both.
+
+The hybrid part: an item's vector in each tower is a learned id embedding PLUS
+a linear projection of the item's content embedding (text, image or fused
+vectors from the engine's encoders). Id embeddings start at zero and, during
+training, each item's id embedding is dropped as a whole with probability
+`id_dropout` (the DropoutNet idea, Volkovs et al. 2017), so the content path
+alone must already score items well. An item never seen in training keeps a
+zero id embedding and is scored by its content, exactly like a dropped item.
+
+Users seen in training have learned embeddings. A visitor with only a history
+(or a user row with no training interactions) is folded in: the mean of the
+history items' representations is mapped to a user vector by a ridge
+regression fitted, after training, from each training user's mean item
+representation to that user's learned embedding.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from ..data import InteractionData
+from ..errors import InvalidArgumentError
+from .base import ModelConfig, Recommender, seed_everything
+from .registry import register
+from .training import EarlyStopping, progress, validation_ndcg
+
+_LOSSES = ("bpr", "bce")
+# Pairs (user x item) evaluated at once by the MLP tower when scoring.
+_SCORE_CHUNK = 1 << 21
+
+
+@dataclasses.dataclass(frozen=True)
+class NeuMFConfig(ModelConfig):
+    """Hybrid NeuMF settings; defaults were chosen on ML-100K validation NDCG@10 (temporal split).
+
+    Attributes:
+        gmf_dim: size of the GMF tower's user and item vectors.
+        mlp_dim: size of the MLP tower's user and item vectors (its input is twice this).
+        mlp_layers: hidden sizes of the MLP tower, in order.
+        dropout: dropout between MLP layers.
+        id_dropout: probability that an item's id embedding is dropped in a training example,
+            so that the content path learns to score items alone (cold items). Ignored without
+            item features.
+        loss: "bpr" (pairwise) or "bce" (pointwise, `n_negatives` negatives per positive).
+        n_negatives: sampled negatives per positive.
+        lr: Adam learning rate.
+        weight_decay: Adam L2 penalty on every parameter.
+        batch_size: positives per step.
+        init_std: standard deviation of the user embeddings' (and, without features, the item
+            embeddings') normal initialisation.
+        fold_in_l2: ridge penalty of the history -> user vector mapping.
+    """
+
+    epochs: int = 60
+    patience: int = 5
+    gmf_dim: int = 32
+    mlp_dim: int = 32
+    mlp_layers: tuple[int, ...] = (64, 32, 16)
+    dropout: float = 0.0
+    id_dropout: float = 0.5
+    loss: str = "bpr"
+    n_negatives: int = 4
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 1024
+    init_std: float = 0.01
+    fold_in_l2: float = 1.0
+
+    def __post_init__(self) -> None:
+        # JSON round trips turn the tuple into a list; keep the dataclass hashable and exact.
+        object.__setattr__(self, "mlp_layers", tuple(self.mlp_layers))
+        for field in ("gmf_dim", "mlp_dim", "n_negatives", "batch_size", "epochs"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise InvalidArgumentError(f"NeuMF {field} must be a positive integer, got {value!r}")
+        if not self.mlp_layers or any(isinstance(h, bool) or not isinstance(h, int) or h <= 0 for h in self.mlp_layers):
+            raise InvalidArgumentError(f"NeuMF mlp_layers must be non-empty positive integers, got {self.mlp_layers!r}")
+        for field in ("dropout", "id_dropout"):
+            if not 0.0 <= getattr(self, field) < 1.0:
+                raise InvalidArgumentError(f"NeuMF {field} must lie in [0, 1), got {getattr(self, field)!r}")
+        if self.loss not in _LOSSES:
+            raise InvalidArgumentError(f"NeuMF loss must be one of {', '.join(_LOSSES)}, got {self.loss!r}")
+        for field in ("lr", "init_std"):
+            if not getattr(self, field) > 0:
+                raise InvalidArgumentError(f"NeuMF {field} must be > 0, got {getattr(self, field)!r}")
+        for field in ("weight_decay", "fold_in_l2"):
+            if not getattr(self, field) >= 0:
+                raise InvalidArgumentError(f"NeuMF {field} must be >= 0, got {getattr(self, field)!r}")
+
+
+class NeuMFNet(nn.Module):
+    """The GMF + MLP network; items are id embeddings plus a projection of their content.
+
+    Scoring is split so that item-side work can be cached: `item_vectors` gives each
+    item's (GMF, MLP) vectors, and the MLP's first layer is applied to users and items
+    separately (a linear layer over a concatenation is a sum of two linear maps).
+    """
+
+    def __init__(
+        self,
+        n_users: int,
+        n_items: int,
+        feature_dim: int,
+        gmf_dim: int,
+        mlp_dim: int,
+        mlp_layers: tuple[int, ...],
+        dropout: float,
+        init_std: float,
+    ) -> None:
+        super().__init__()
+        self.gmf_dim, self.mlp_dim = gmf_dim, mlp_dim
+        self.user_gmf = nn.Embedding(n_users, gmf_dim)
+        self.user_mlp = nn.Embedding(n_users, mlp_dim)
+        self.item_gmf = nn.Embedding(n_items, gmf_dim)
+        self.item_mlp = nn.Embedding(n_items, mlp_dim)
+        for emb in (self.user_gmf, self.user_mlp):
+            nn.init.normal_(emb.weight, std=init_std)
+        if feature_dim:
+            # Zero id embeddings: an item never trained on is represented by its content alone.
+            nn.init.zeros_(self.item_gmf.weight)
+            nn.init.zeros_(self.item_mlp.weight)
+            self.content: nn.Linear | None = nn.Linear(feature_dim, gmf_dim + mlp_dim)
+        else:
+            nn.init.normal_(self.item_gmf.weight, std=init_std)
+            nn.init.normal_(self.item_mlp.weight, std=init_std)
+            self.content = None
+        self.first_user = nn.Linear(mlp_dim, mlp_layers[0])
+        self.first_item = nn.Linear(mlp_dim, mlp_layers[0], bias=False)
+        deeper: list[nn.Module] = []
+        for width_in, width_out in zip(mlp_layers[:-1], mlp_layers[1:]):
+            deeper += [nn.Dropout(dropout), nn.Linear(width_in, width_out), nn.ReLU()]
+        self.deeper = nn.Sequential(nn.Dropout(dropout), *deeper) if deeper else nn.Sequential(nn.Dropout(dropout))
+        self.out_gmf = nn.Linear(gmf_dim, 1, bias=False)
+        self.out_mlp = nn.Linear(mlp_layers[-1], 1)
+
+    def item_vectors(
+        self, items: torch.Tensor, features: torch.Tensor | None, keep_id: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(GMF, MLP) vectors of `items`; `keep_id` (0/1 per item) drops id embeddings in training."""
+        gmf, mlp = self.item_gmf(items), self.item_mlp(items)
+        if keep_id is not None:
+            gmf, mlp = gmf * keep_id.unsqueeze(-1), mlp * keep_id.unsqueeze(-1)
+        if self.content is not None and features is not None:
+            projected = self.content(features[items])
+            gmf = gmf + projected[..., : self.gmf_dim]
+            mlp = mlp + projected[..., self.gmf_dim :]
+        return gmf, mlp
+
+    def pair_scores(
+        self, user_gmf: torch.Tensor, user_mlp: torch.Tensor, item_gmf: torch.Tensor, item_mlp: torch.Tensor
+    ) -> torch.Tensor:
+        """Logits of aligned (user, item) vectors; leading dimensions broadcast."""
+        hidden = torch.relu(self.first_user(user_mlp) + self.first_item(item_mlp))
+        return (self.out_gmf(user_gmf * item_gmf) + self.out_mlp(self.deeper(hidden))).squeeze(-1)
+
+    def score_all(
+        self, user_gmf: torch.Tensor, user_mlp: torch.Tensor, item_gmf: torch.Tensor, item_first: torch.Tensor
+    ) -> torch.Tensor:
+        """(n_users, n_items) logits from user vectors and cached item vectors (eval mode, no grad).
+
+        `item_first` is the items' MLP vectors already through the first layer's item half.
+        """
+        # GMF: sum_k h_k p_k q_k is one matrix product.
+        gmf = (user_gmf * self.out_gmf.weight[0]) @ item_gmf.T
+        user_first = self.first_user(user_mlp)
+        chunk = max(1, _SCORE_CHUNK // max(1, item_first.shape[0] * item_first.shape[1]))
+        parts = []
+        for start in range(0, user_first.shape[0], chunk):
+            hidden = torch.relu(user_first[start : start + chunk, None, :] + item_first[None, :, :])
+            parts.append(self.out_mlp(self.deeper(hidden)).squeeze(-1))
+        return gmf + torch.cat(parts, dim=0)
+
+
+@register
+class NeuMF(Recommender):
+    """Hybrid NeuMF re-ranker: GMF and MLP towers, items = id embedding + projected content.
+
+    Example:
+        >>> model = NeuMF(epochs=20).fit(train, validation, item_features=vectors)  # doctest: +SKIP
+        >>> model.score([0], items=[3, 7, 9]).shape                                # doctest: +SKIP
+        (1, 3)
+        >>> model.score_history([[3, 7]]).shape                                     # doctest: +SKIP
+        (1, 1682)
+    """
+
+    name: ClassVar[str] = "neumf"
+    config_class: ClassVar[type[ModelConfig]] = NeuMFConfig
+    uses_item_features: ClassVar[bool] = True
+    config: NeuMFConfig
+
+    def __init__(self, config: NeuMFConfig | None = None, **overrides: object) -> None:
+        super().__init__(config, **overrides)
+        self.net: NeuMFNet | None = None
+        self.item_features: np.ndarray | None = None
+        self._features_t: torch.Tensor | None = None
+        self.fold_in: np.ndarray | None = None  # (gmf+mlp+1, gmf+mlp) ridge weights, last row the intercept
+        self._cache: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        self.best_epoch = -1
+
+    # ----- training -------------------------------------------------------
+    def fit(
+        self,
+        train: InteractionData,
+        validation: InteractionData | None = None,
+        item_features: np.ndarray | None = None,
+    ) -> NeuMF:
+        """Train with sampled negatives and Adam, stopping early on validation NDCG@10."""
+        cfg = self.config
+        self._remember(train)
+        seed_everything(cfg.seed)
+        self._set_features(_check_features(item_features, train.n_items))
+        self.net = self._build_net()
+        self._cache = None
+        net = self.net
+        optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        rng = np.random.default_rng(cfg.seed)
+        assert self.train_matrix is not None
+        matrix = self.train_matrix
+        coo = matrix.tocoo()
+        pos_users, pos_items = coo.row.astype(np.int64), coo.col.astype(np.int64)
+        # Negatives come from items seen in training only: an item without interactions
+        # (new, or held out) carries no evidence of dislike, and sampling it would teach
+        # the content path that such items are bad.
+        candidates = np.flatnonzero(np.asarray(matrix.sum(axis=0)).ravel() > 0)
+        seen_keys = np.sort(pos_users * self.n_items + pos_items)
+        drop_ids = self._features_t is not None and cfg.id_dropout > 0
+        if validation is not None:
+            # Users absent from training have untrained embeddings: their validation
+            # scores are noise that would only blur early stopping.
+            validation = validation.subset(np.isin(validation.users, pos_users))
+        stopper = EarlyStopping(cfg.patience)
+        bar = progress(range(cfg.epochs), desc="neumf", enabled=cfg.show_progress)
+        for _ in bar:
+            net.train()
+            self._cache = None
+            order = rng.permutation(len(pos_users))
+            total = 0.0
+            for start in range(0, len(order), cfg.batch_size):
+                batch = order[start : start + cfg.batch_size]
+                users, pos = pos_users[batch], pos_items[batch]
+                neg = _sample_negatives(rng, users, candidates, cfg.n_negatives, seen_keys, self.n_items)
+                items = torch.from_numpy(np.concatenate([pos[:, None], neg], axis=1))  # (b, 1 + n_neg)
+                keep = None
+                if drop_ids:
+                    keep = (torch.rand(items.shape) >= cfg.id_dropout).float()
+                u = torch.from_numpy(users)
+                item_gmf, item_mlp = net.item_vectors(items, self._features_t, keep)
+                logits = net.pair_scores(net.user_gmf(u)[:, None], net.user_mlp(u)[:, None], item_gmf, item_mlp)
+                loss = _loss(cfg.loss, logits)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                total += float(loss.detach()) * len(batch)
+            postfix = {"loss": f"{total / len(order):.4f}"}
+            if validation is not None and len(validation):
+                metric = validation_ndcg(self._score_rows, train, validation)
+                postfix["val_ndcg@10"] = f"{metric:.4f}"
+                if hasattr(bar, "set_postfix"):
+                    bar.set_postfix(postfix)
+                if stopper.step(metric, lambda: net.state_dict()):
+                    break
+            elif hasattr(bar, "set_postfix"):
+                bar.set_postfix(postfix)
+        if stopper.best_state is not None:
+            net.load_state_dict(stopper.best_state)
+            self.best_epoch = stopper.best_epoch
+        net.eval()
+        self._cache = None
+        self._fit_fold_in()
+        return self
+
+    def _build_net(self) -> NeuMFNet:
+        cfg = self.config
+        feature_dim = 0 if self.item_features is None else self.item_features.shape[1]
+        return NeuMFNet(
+            self.n_users,
+            self.n_items,
+            feature_dim,
+            cfg.gmf_dim,
+            cfg.mlp_dim,
+            cfg.mlp_layers,
+            cfg.dropout,
+            cfg.init_std,
+        )
+
+    def _set_features(self, features: np.ndarray | None) -> None:
+        self.item_features = features
+        self._features_t = None if features is None else torch.from_numpy(features)
+
+    def _fit_fold_in(self) -> None:
+        """Ridge map from a user's mean item representation to the user's learned vector.
+
+        Users without training interactions get the intercept: the vector predicted for
+        an empty history, a sensible 'average visitor' instead of an untrained embedding.
+        """
+        assert self.net is not None and self.train_matrix is not None
+        items = self._item_representation().numpy().astype(np.float64)
+        counts = np.asarray(self.train_matrix.sum(axis=1)).ravel()
+        active = np.flatnonzero(counts > 0)
+        mean_items = _row_normalise(self.train_matrix[active]) @ items
+        with torch.no_grad():
+            targets = torch.cat([self.net.user_gmf.weight, self.net.user_mlp.weight], dim=1).numpy()
+        x = np.hstack([mean_items, np.ones((len(active), 1))])
+        penalty = self.config.fold_in_l2 * np.eye(x.shape[1])
+        penalty[-1, -1] = 0.0  # never shrink the intercept
+        self.fold_in = np.linalg.solve(x.T @ x + penalty, x.T @ targets[active].astype(np.float64)).astype(np.float32)
+        inactive = np.flatnonzero(counts == 0)
+        if len(inactive):
+            default = torch.from_numpy(self.fold_in[-1])
+            with torch.no_grad():
+                self.net.user_gmf.weight[inactive] = default[: self.net.gmf_dim]
+                self.net.user_mlp.weight[inactive] = default[self.net.gmf_dim :]
+
+    # ----- scoring --------------------------------------------------------
+    def _item_cache(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Every item's GMF vector, MLP vector and MLP vector through the first layer; rebuilt after training."""
+        if self._cache is None:
+            assert self.net is not None
+            was_training = self.net.training
+            self.net.eval()
+            with torch.no_grad():
+                gmf, mlp = self.net.item_vectors(torch.arange(self.n_items), self._features_t)
+                self._cache = (gmf, mlp, self.net.first_item(mlp))
+            self.net.train(was_training)
+        return self._cache
+
+    def _item_representation(self) -> torch.Tensor:
+        gmf, mlp, _ = self._item_cache()
+        return torch.cat([gmf, mlp], dim=1)
+
+    def _score_rows(self, users: np.ndarray) -> np.ndarray:
+        """All-item scores of user rows (used for validation during training)."""
+        return self._score_users(np.asarray(users, dtype=np.int64), None)
+
+    def _score_users(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
+        assert self.net is not None
+        u = torch.from_numpy(users)
+        with torch.no_grad():
+            return self._score_vectors(self.net.user_gmf(u), self.net.user_mlp(u), items)
+
+    def _score_vectors(self, user_gmf: torch.Tensor, user_mlp: torch.Tensor, items: np.ndarray | None) -> np.ndarray:
+        assert self.net is not None
+        gmf, _, first = self._item_cache()
+        if items is not None:
+            rows = torch.from_numpy(items)
+            gmf, first = gmf[rows], first[rows]
+        was_training = self.net.training
+        self.net.eval()
+        with torch.no_grad():
+            scores = self.net.score_all(user_gmf, user_mlp, gmf, first)
+        self.net.train(was_training)
+        return scores.numpy()
+
+    def _score_histories(self, histories: list[np.ndarray], items: np.ndarray | None) -> np.ndarray:
+        """Fold-in: mean history item representation -> user vector by the fitted ridge map."""
+        assert self.net is not None and self.fold_in is not None
+        reps = self._item_representation().numpy()
+        mean = np.zeros((len(histories), reps.shape[1]), dtype=np.float32)
+        for row, history in enumerate(histories):
+            if len(history):
+                mean[row] = reps[history].mean(axis=0)
+        users = np.hstack([mean, np.ones((len(histories), 1), dtype=np.float32)]) @ self.fold_in
+        user_t = torch.from_numpy(np.ascontiguousarray(users, dtype=np.float32))
+        g = self.net.gmf_dim
+        return self._score_vectors(user_t[:, :g], user_t[:, g:], items)
+
+    # ----- persistence ----------------------------------------------------
+    def _state(self) -> dict[str, np.ndarray]:
+        assert self.net is not None and self.fold_in is not None
+        state = {f"net.{k}": v.detach().numpy().copy() for k, v in self.net.state_dict().items()}
+        state["fold_in"] = self.fold_in
+        state["best_epoch"] = np.array([self.best_epoch], dtype=np.int64)
+        if self.item_features is not None:
+            state["item_features"] = self.item_features
+        return state
+
+    def _load_state(self, arrays: dict[str, np.ndarray]) -> None:
+        self._set_features(arrays.get("item_features"))
+        self.net = self._build_net()
+        self.net.load_state_dict({k[len("net.") :]: torch.from_numpy(v) for k, v in arrays.items() if k.startswith("net.")})
+        self.net.eval()
+        self.fold_in = arrays["fold_in"]
+        self.best_epoch = int(arrays["best_epoch"][0])
+        self._cache = None
+
+
+def _check_features(features: np.ndarray | None, n_items: int) -> np.ndarray | None:
+    """Validate item features: (n_items, d) finite numbers, returned as contiguous float32."""
+    if features is None:
+        return None
+    array = np.asarray(features)
+    if array.ndim != 2 or array.shape[0] != n_items or array.shape[1] == 0:
+        raise InvalidArgumentError(f"item_features must have shape ({n_items}, d) with d > 0, got {array.shape}")
+    if not np.issubdtype(array.dtype, np.number) or not np.isfinite(array).all():
+        raise InvalidArgumentError(f"item_features must be finite numbers, got dtype {array.dtype} with NaN or inf")
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def _sample_negatives(
+    rng: np.random.Generator,
+    users: np.ndarray,
+    candidates: np.ndarray,
+    n_negatives: int,
+    seen_keys: np.ndarray,
+    n_items: int,
+) -> np.ndarray:
+    """(len(users), n_negatives) items drawn uniformly from `candidates`, redrawn a few times if seen."""
+    neg = candidates[rng.integers(0, len(candidates), size=(len(users), n_negatives))]
+    for _ in range(3):
+        keys = users[:, None] * n_items + neg
+        pos = np.searchsorted(seen_keys, keys).clip(max=len(seen_keys) - 1)
+        clash = seen_keys[pos] == keys
+        if not clash.any():
+            break
+        neg[clash] = candidates[rng.integers(0, len(candidates), size=int(clash.sum()))]
+    return neg
+
+
+def _loss(kind: str, logits: torch.Tensor) -> torch.Tensor:
+    """BPR over (positive, each negative) pairs, or binary cross-entropy; column 0 is the positive."""
+    if kind == "bpr":
+        return -nn.functional.logsigmoid(logits[:, :1] - logits[:, 1:]).mean()
+    labels = torch.zeros_like(logits)
+    labels[:, 0] = 1.0
+    return nn.functional.binary_cross_entropy_with_logits(logits, labels)
+
+
+def _row_normalise(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    """Rows divided by their sums, so a product with item vectors gives per-user means."""
+    sums = np.asarray(matrix.sum(axis=1)).ravel()
+    return sp.diags(1.0 / np.maximum(sums, 1.0)) @ matrix

@@ -1,0 +1,207 @@
+"""What the next-item models (GRU4Rec, SASRec) share: sequences, training loop, persistence.
+
+A sequential model reads a user's items in time order and scores the item
+that comes next. Known users are scored from their training sequence, kept
+with the model; anonymous visitors from the history they bring. Both paths run
+the same network code, so `score(users)` equals `score_history` of the user's
+training sequence.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from abc import abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data import InteractionData
+from ..errors import InvalidArgumentError
+from .base import ModelConfig, Recommender, seed_everything
+from .training import EarlyStopping, progress, validation_ndcg
+
+
+def check_positive(owner: str, config: ModelConfig, ints: tuple[str, ...], floats: tuple[str, ...]) -> None:
+    """Raise `InvalidArgumentError` unless the named config fields are positive ints / floats."""
+    for field in ints:
+        value = getattr(config, field)
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise InvalidArgumentError(f"{owner} {field} must be a positive integer, got {value!r}")
+    for field in floats:
+        value = getattr(config, field)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise InvalidArgumentError(f"{owner} {field} must be > 0, got {value!r}")
+
+
+def check_fraction(owner: str, config: ModelConfig, fields: tuple[str, ...]) -> None:
+    """Raise `InvalidArgumentError` unless the named fields lie in [0, 1) (dropout rates)."""
+    for field in fields:
+        value = getattr(config, field)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+            raise InvalidArgumentError(f"{owner} {field} must lie in [0, 1), got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class SequentialConfig(ModelConfig):
+    """Optimiser settings every sequential model shares (Adam).
+
+    Attributes:
+        batch_size: sequences (SASRec) or parallel session slots (GRU4Rec) per step.
+        lr: Adam step size.
+        weight_decay: Adam L2 penalty.
+    """
+
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+
+
+class SequentialRecommender(Recommender):
+    """Base of models that predict the next item from the items before it, oldest first.
+
+    Subclasses set `network` in `_build_network`, train one epoch in
+    `_train_epoch` and score non-empty histories in `_score_sequences`; this
+    class runs early stopping, keeps the training sequences and saves both.
+    An empty history (a user with no training events) gets item popularity.
+
+    Example:
+        >>> model = create_model("sasrec", epochs=5).fit(train, validation)  # doctest: +SKIP
+        >>> model.score_history([[3, 17, 5]]).shape                          # doctest: +SKIP
+        (1, 1682)
+    """
+
+    scores_sessions: ClassVar[bool] = True  # a session is exactly what it reads
+
+    # Histories scored in one forward pass; bounds the (batch, n_items) score block.
+    score_batch_size = 256
+
+    def __init__(self, config: ModelConfig | None = None, **overrides: Any) -> None:
+        super().__init__(config, **overrides)
+        self.network: nn.Module | None = None
+        self.sequences: list[np.ndarray] = []
+        self.epochs_trained = 0
+        # Per epoch: {"loss", "seconds", and "ndcg@10" when validating}.
+        self.training_log: list[dict[str, float]] = []
+        self._popularity = np.zeros(0, dtype=np.float32)
+
+    # ----- hooks for subclasses -----------------------------------------------
+    @abstractmethod
+    def _build_network(self) -> nn.Module:
+        """A freshly initialised network for `n_items` items and this config."""
+
+    @abstractmethod
+    def _train_epoch(self, optimizer: torch.optim.Optimizer, rng: np.random.Generator) -> float:
+        """One pass over `self.sequences`; returns the mean training loss."""
+
+    @abstractmethod
+    def _score_sequences(self, histories: list[np.ndarray]) -> np.ndarray:
+        """(len(histories), n_items) next-item scores of non-empty histories; network in eval mode."""
+
+    # ----- training ------------------------------------------------------------
+    def fit(
+        self,
+        train: InteractionData,
+        validation: InteractionData | None = None,
+        item_features: np.ndarray | None = None,
+    ) -> SequentialRecommender:
+        """Train on each user's training sequence; with `validation`, stop early on NDCG@10.
+
+        The validation targets are the items each user consumed after the training
+        sequence, so the validation score is next-item prediction, as in use.
+        """
+        self._remember(train)
+        if validation is not None and (validation.n_users, validation.n_items) != (self.n_users, self.n_items):
+            raise InvalidArgumentError(
+                f"validation has {validation.n_users} users x {validation.n_items} items; "
+                f"train has {self.n_users} x {self.n_items}"
+            )
+        cfg = self.config
+        assert isinstance(cfg, SequentialConfig)
+        seed_everything(cfg.seed)
+        rng = np.random.default_rng(cfg.seed)
+        self.sequences = train.sequences()
+        self._popularity = train.item_counts().astype(np.float32)
+        self.network = self._build_network()
+        optimizer = torch.optim.Adam(
+            self.network.parameters(),
+            lr=cfg.lr,
+            weight_decay=cfg.weight_decay,
+        )
+        stopper = EarlyStopping(cfg.patience)
+        bar = progress(range(cfg.epochs), desc=self.name, enabled=cfg.show_progress)
+        self.epochs_trained, self.training_log = 0, []
+        for _ in bar:
+            start = time.perf_counter()
+            self.network.train()
+            loss = self._train_epoch(optimizer, rng)
+            self.epochs_trained += 1
+            record = {"loss": loss, "seconds": time.perf_counter() - start}
+            self.training_log.append(record)
+            if validation is None or len(validation) == 0:
+                if cfg.show_progress:
+                    bar.set_postfix(loss=f"{loss:.4f}")
+                continue
+            ndcg = validation_ndcg(lambda users: self._score_users(users, None), train, validation)
+            record["ndcg@10"] = ndcg
+            if cfg.show_progress:
+                bar.set_postfix(loss=f"{loss:.4f}", ndcg=f"{ndcg:.4f}", best=f"{max(stopper.best, ndcg):.4f}")
+            if stopper.step(ndcg, self._snapshot):
+                break
+        if stopper.best_state is not None:
+            self.network.load_state_dict(stopper.best_state)
+        self.network.eval()
+        return self
+
+    def _snapshot(self) -> dict[str, torch.Tensor]:
+        assert self.network is not None
+        return {k: v.detach().clone() for k, v in self.network.state_dict().items()}
+
+    # ----- scoring -------------------------------------------------------------
+    def user_history(self, user: int) -> np.ndarray:
+        """The item rows of `user`'s training sequence, oldest first (for `explain`, display)."""
+        self._check_fitted()
+        if isinstance(user, bool) or not isinstance(user, (int, np.integer)) or not 0 <= user < self.n_users:
+            raise InvalidArgumentError(f"user row must be an integer in [0, {self.n_users}), got {user!r}")
+        return self.sequences[int(user)].copy()
+
+    def _score_users(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
+        return self._score_histories([self.sequences[u] for u in users], items)
+
+    def _score_histories(self, histories: list[np.ndarray], items: np.ndarray | None) -> np.ndarray:
+        assert self.network is not None
+        scores = np.empty((len(histories), self.n_items), dtype=np.float32)
+        filled = np.array([len(h) > 0 for h in histories], dtype=bool)
+        # Nothing to condition on: popularity is the best guess, and a network fed no input has none.
+        scores[~filled] = self._popularity
+        rows = np.flatnonzero(filled)
+        self.network.eval()
+        for start in range(0, len(rows), self.score_batch_size):
+            batch = rows[start : start + self.score_batch_size]
+            with torch.no_grad():
+                scores[batch] = self._score_sequences([histories[r] for r in batch])
+        return scores if items is None else scores[:, items]
+
+    # ----- persistence ---------------------------------------------------------
+    def _state(self) -> dict[str, np.ndarray]:
+        assert self.network is not None
+        lengths = np.array([len(s) for s in self.sequences], dtype=np.int64)
+        state = {
+            "sequence_items": np.concatenate(self.sequences).astype(np.int64),
+            "sequence_offsets": np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+            "popularity": self._popularity,
+        }
+        state.update({f"network.{k}": v.detach().cpu().numpy() for k, v in self.network.state_dict().items()})
+        return state
+
+    def _load_state(self, arrays: dict[str, np.ndarray]) -> None:
+        items, offsets = arrays["sequence_items"], arrays["sequence_offsets"]
+        self.sequences = [items[offsets[r] : offsets[r + 1]] for r in range(len(offsets) - 1)]
+        self._popularity = arrays["popularity"]
+        self.network = self._build_network()
+        prefix = "network."
+        weights = {k[len(prefix) :]: torch.from_numpy(v.copy()) for k, v in arrays.items() if k.startswith(prefix)}
+        self.network.load_state_dict(weights)
+        self.network.eval()

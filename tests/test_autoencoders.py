@@ -1,0 +1,74 @@
+"""Mult-VAE / Mult-DAE specifics: fold-in, the KL schedule, config checks (the shared contract covers the rest)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from engine.data import InteractionData
+from engine.errors import InvalidArgumentError
+from engine.models.autoencoders import MultDAE, MultVAE, MultVAEConfig, MultVAENetwork
+
+TINY = {"epochs": 15, "hidden_dim": 16, "latent_dim": 4, "batch_size": 8, "show_progress": False}
+
+
+def two_groups() -> InteractionData:
+    """Users 0-9 took items 0-5, users 10-19 items 6-11, each missing one item of their group."""
+    users, items = [], []
+    for u in range(20):
+        group = np.arange(6) + (0 if u < 10 else 6)
+        for i in np.delete(group, u % 6):
+            users.append(u), items.append(int(i))
+    return InteractionData.from_arrays(users, items, n_users=20, n_items=12)
+
+
+@pytest.mark.parametrize("cls", [MultVAE, MultDAE])
+def test_fold_in_of_a_training_row_equals_the_users_scores(cls: type) -> None:
+    data = two_groups()
+    model = cls(**TINY).fit(data)
+    history = data.sequences()[3]
+    np.testing.assert_allclose(model.score_history([history]), model.score([3]), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("cls", [MultVAE, MultDAE])
+def test_unseen_visitor_gets_their_groups_missing_items(cls: type) -> None:
+    model = cls(**{**TINY, "epochs": 60}).fit(two_groups())
+    scores = model.score_history([[0, 1, 2], [6, 7, 8], []])
+    assert scores[0, 3:6].min() > scores[0, 6:].max()
+    assert scores[1, 9:12].min() > scores[1, :6].max()
+    assert np.isfinite(scores[2]).all()  # an empty history decodes the prior, not a division by zero
+
+
+def test_scoring_is_deterministic_in_eval_mode() -> None:
+    model = MultVAE(**TINY).fit(two_groups())
+    np.testing.assert_array_equal(model.score([0, 1]), model.score([0, 1]))
+
+
+def test_kl_weight_rises_linearly_then_caps_at_beta_max() -> None:
+    model = MultVAE(anneal_steps=100, beta_max=0.2)
+    assert [model._beta(s) for s in (0, 10, 20, 1000)] == [0.0, 0.1, 0.2, 0.2]
+    assert MultDAE()._beta(1000) == 0.0
+
+
+def test_dae_code_is_deterministic_and_vae_has_a_variance() -> None:
+    x = torch.ones(3, 12)
+    dae = MultVAENetwork(12, 8, 4, dropout=0.0, variational=False)
+    vae = MultVAENetwork(12, 8, 4, dropout=0.0, variational=True)
+    assert dae(x)[2] is None
+    logits, mu, logvar = vae(x)
+    assert logits.shape == (3, 12) and mu.shape == (3, 4) and logvar is not None and logvar.shape == (3, 4)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"dropout": 1.0}, r"dropout must lie in \[0, 1\), got 1.0"),
+        ({"latent_dim": 0}, "latent_dim must be a positive integer, got 0"),
+        ({"beta_max": -1.0}, "beta_max must be >= 0, got -1.0"),
+        ({"anneal_steps": 0}, "anneal_steps must be a positive integer, got 0"),
+    ],
+)
+def test_bad_config_is_named(overrides: dict[str, object], message: str) -> None:
+    with pytest.raises(InvalidArgumentError, match=message):
+        MultVAEConfig(**overrides)  # type: ignore[arg-type]
