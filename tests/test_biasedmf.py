@@ -11,7 +11,7 @@ from engine.models import create_model
 from engine.models.biasedmf import BiasedMF, BiasedMFConfig
 from engine.rating_eval import global_mean_rmse, rating_report, rmse
 
-TINY = {"epochs": 60, "dim": 4, "lr": 0.05, "batch_size": 32, "show_progress": False}
+TINY = {"epochs": 30, "dim": 4, "lr": 0.05, "batch_size": 32, "show_progress": False}
 
 
 def taste_ratings() -> tuple[InteractionData, InteractionData]:

@@ -256,15 +256,42 @@ def _script():  # type: ignore[no-untyped-def]
 def test_evaluate_script_runs_on_movielens(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "results.json"
     rc = _script().main(["--quick", "--models", "popularity,itemknn", "--protocol", "full,sampled",
-                         "--out", str(out)])
+                         "--split", "temporal", "--out", str(out)])
     assert rc == 0
     table = capsys.readouterr().out
-    assert "full.ndcg@10" in table and "itemknn" in table and "train s" in table
+    assert "temporal NDCG@10" in table and "itemknn" in table and "train s" in table
     report = json.loads(out.read_text())
-    full = report["models"]["itemknn"]["full"]
+    full = report["models"]["itemknn"]["temporal"]["test"]
     assert 0.0 < full["ndcg@10"] <= 1.0 and full["users"] > 0
     # Item-kNN beats popularity on the full ranking of ML-100K.
-    assert full["ndcg@10"] > report["models"]["popularity"]["full"]["ndcg@10"]
+    assert full["ndcg@10"] > report["models"]["popularity"]["temporal"]["test"]["ndcg@10"]
+    # The sampled protocol needs leave-last-out, which is fitted for it.
+    assert report["models"]["itemknn"]["leave-last-out"]["sampled"]["users"] == 943
+
+
+def test_evaluate_script_prints_one_table_of_every_protocol(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "all.json"
+    assert _script().main(["--quick", "--models", "popularity,itemknn,als", "--out", str(out)]) == 0
+    table = capsys.readouterr().out
+    header = table.splitlines()[0]
+    for column in ("val NDCG@10 (temporal)", "temporal NDCG@10", "temporal HR@10", "temporal Recall@10",
+                   "LLO NDCG@10", "LLO HR@10", "sampled HR@10", "sampled NDCG@10", "cold HR@10",
+                   "cold NDCG@10", "RMSE (temporal)", "coverage@10", "train s"):
+        assert column in header
+    assert "| global mean" in table and "Validation winner (temporal" in table
+    report = json.loads(out.read_text())
+    assert report["primary_split"] == "temporal"
+    assert set(report["winner"]) == {"temporal", "leave-last-out"}
+    assert report["winner"]["temporal"] in {"popularity", "itemknn", "als"}
+    users = report["users"]
+    assert users["leave-last-out test"] == users["sampled"] == 943
+    assert 0 < users["temporal test"] < 943 and users["cold"] > 0
+    assert report["global_mean_rmse"]["temporal"] > 0.5
+    itemknn = report["models"]["itemknn"]
+    assert set(itemknn) >= {"temporal", "leave-last-out", "cold", "config"}
+    assert itemknn["cold"]["cold_items"] == round(0.2 * 1682)
+    assert "rating" not in itemknn["temporal"]  # no predict_ratings, no RMSE
 
 
 def test_evaluate_script_rejects_unknown_names() -> None:
@@ -272,6 +299,8 @@ def test_evaluate_script_rejects_unknown_names() -> None:
         _script().main(["--models", "nope"])
     with pytest.raises(SystemExit):
         _script().main(["--protocol", "fast"])
+    with pytest.raises(SystemExit):
+        _script().main(["--splits", "random"])
 
 
 def test_default_grid_centres_on_the_models_defaults(probe: str) -> None:
@@ -303,7 +332,11 @@ def test_default_grid_centres_on_the_models_defaults(probe: str) -> None:
 
 def test_evaluate_script_tunes_on_validation_with_the_budget(tmp_path: Path) -> None:
     out = tmp_path / "tuned.json"
-    assert _script().main(["--quick", "--tune", "--models", "itemknn", "--out", str(out)]) == 0
-    tuning = json.loads(out.read_text())["models"]["itemknn"]["tuning"]
+    assert _script().main(["--quick", "--tune", "--models", "itemknn", "--protocol", "full", "--split", "temporal",
+                           "--out", str(out)]) == 0
+    itemknn = json.loads(out.read_text())["models"]["itemknn"]
+    tuning = itemknn["tuning"]
     assert len(tuning["table"]) == 2  # --quick caps the budget at 2
     assert set(tuning["best"]) == {"neighbours", "shrinkage"}
+    assert itemknn["config"].items() >= tuning["best"].items()  # the tuned values are the ones evaluated
+    assert itemknn["temporal"]["validation"]["ndcg@10"] == pytest.approx(tuning["val_ndcg"])

@@ -62,16 +62,16 @@ class NeuMFConfig(ModelConfig):
         fold_in_l2: ridge penalty of the history -> user vector mapping.
     """
 
-    epochs: int = 60
-    patience: int = 5
+    epochs: int = 40
+    patience: int = 10
     gmf_dim: int = 32
     mlp_dim: int = 32
     mlp_layers: tuple[int, ...] = (64, 32, 16)
     dropout: float = 0.0
-    id_dropout: float = 0.5
+    id_dropout: float = 0.25
     loss: str = "bpr"
     n_negatives: int = 4
-    lr: float = 1e-3
+    lr: float = 3e-3
     weight_decay: float = 0.0
     batch_size: int = 1024
     init_std: float = 0.01

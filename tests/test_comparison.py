@@ -1,0 +1,87 @@
+"""The one-table comparison: every split and protocol per model, the validation winner."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from engine.comparison import RATING_ONLY, ComparisonConfig, compare_models, format_comparison
+from engine.data import InteractionData
+from engine.errors import InvalidArgumentError
+
+QUICK = {"epochs": 2, "show_progress": False}
+
+
+def planted_log() -> InteractionData:
+    """60 users in two taste groups over 40 items, rated 1-5, 12 events each spread over time."""
+    rng = np.random.default_rng(0)
+    users, items, times, ratings = [], [], [], []
+    for u in range(60):
+        group = np.arange(20) if u < 30 else np.arange(20, 40)
+        for t, i in enumerate(rng.choice(group, size=12, replace=False)):
+            users.append(u), items.append(int(i)), times.append(t * 100 + u), ratings.append(float(rng.integers(3, 6)))
+    return InteractionData.from_arrays(users, items, times, ratings, n_users=60, n_items=40)
+
+
+@pytest.fixture(scope="module")
+def comparison():  # type: ignore[no-untyped-def]
+    return compare_models(planted_log(), ["popularity", "itemknn", "biasedmf"], overrides=QUICK)
+
+
+def test_every_model_gets_every_split_and_protocol(comparison) -> None:  # type: ignore[no-untyped-def]
+    assert list(comparison.models) == ["popularity", "itemknn", "biasedmf"]
+    for result in comparison.models.values():
+        assert set(result.splits) == {"temporal", "leave-last-out"}
+        assert result.splits["temporal"].test is not None and result.cold is not None
+        assert result.splits["leave-last-out"].sampled is not None
+        assert result.splits["temporal"].sampled is None  # sampled is a leave-last-out protocol
+        assert result.config["seed"] == 0 and "show_progress" not in result.config
+    # Only the rating model has RMSE; the global mean is its baseline on each split.
+    assert comparison.models["biasedmf"].splits["temporal"].rating is not None
+    assert comparison.models["itemknn"].splits["temporal"].rating is None
+    assert set(comparison.global_mean_rmse) == {"temporal", "leave-last-out"}
+
+
+def test_the_winner_has_the_best_validation_ndcg_among_serving_models(comparison) -> None:  # type: ignore[no-untyped-def]
+    assert "biasedmf" in RATING_ONLY
+    for split in ("temporal", "leave-last-out"):
+        val = {n: r.splits[split].validation.ndcg for n, r in comparison.models.items() if n != "biasedmf"}
+        assert comparison.winner(split) == max(val, key=val.get)
+    # Planted tastes: item-kNN must beat popularity when it picks next items within the user's group.
+    assert comparison.winner("leave-last-out") == "itemknn"
+
+
+def test_table_and_json(comparison) -> None:  # type: ignore[no-untyped-def]
+    table = format_comparison(comparison)
+    lines = table.splitlines()
+    assert lines[0].startswith("| model") and "val NDCG@10 (temporal)" in lines[0]
+    cells = [[c.strip() for c in line.split("|")[1:-1]] for line in lines[2:7]]
+    assert [row[0] for row in cells] == ["popularity", "itemknn", "biasedmf", "global mean", "users"]
+    header = [c.strip() for c in lines[0].split("|")[1:-1]]
+    users = dict(zip(header, cells[-1]))
+    rating = comparison.models["biasedmf"].splits["temporal"].rating
+    assert users["LLO NDCG@10"] == "60" and users["RMSE (temporal)"] == str(rating.n_pairs)
+    assert "Validation winner (temporal, excluding biasedmf)" in table
+    report = json.loads(json.dumps(comparison.as_dict()))
+    assert report["winner"]["leave-last-out"] == "itemknn"
+    assert report["users"]["leave-last-out test"] == 60
+    assert report["models"]["biasedmf"]["temporal"]["rating"]["rmse"] > 0
+
+
+def test_protocols_can_be_left_out() -> None:
+    config = ComparisonConfig(splits=("temporal",), protocols=("full",))
+    c = compare_models(planted_log(), ["popularity"], config)
+    result = c.models["popularity"]
+    assert set(result.splits) == {"temporal"} and result.cold is None and not c.global_mean_rmse
+    assert "sampled" not in format_comparison(c) and "cold" not in format_comparison(c)
+
+
+def test_bad_configs_name_the_valid_values() -> None:
+    with pytest.raises(InvalidArgumentError, match=r"unknown or no split\(s\) \['random'\]; valid: temporal"):
+        ComparisonConfig(splits=("random",))
+    with pytest.raises(InvalidArgumentError, match=r"unknown or no protocol\(s\) \['fast'\]"):
+        ComparisonConfig(protocols=("fast",))
+    with pytest.raises(InvalidArgumentError, match="unknown cold_split 'x'"):
+        ComparisonConfig(cold_split="x")
