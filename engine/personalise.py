@@ -105,7 +105,8 @@ class Personaliser:
         if not indexed and not known:
             return self._popular_items(engine, k, id_filter)
         content = content_candidates(engine, indexed, config, id_filter)
-        session_rows = [self._item_rows[i] for i in hist if i in self._item_rows]
+        session_ids = [i for i in hist if i in self._item_rows]
+        session_rows = [self._item_rows[i] for i in session_ids]
         if self.model.scores_sessions and session_rows:
             # Session models read the whole, newest history, including events after training.
             scorer = lambda cand: self.model.score_history([session_rows], cand)[0]  # noqa: E731
@@ -123,8 +124,16 @@ class Personaliser:
         newer = sorted((i for i in pool if i not in self._item_rows), key=lambda i: -pool[i][0])
         chosen = [(i, float(s), pool[i][1]) for i, s in ranked] + [(i, pool[i][0], pool[i][1]) for i in newer]
         chosen = chosen[:k]
-        because = _nearest_history(engine, [i for i, _, b in chosen if b is None], indexed[-config.recent_items :])
-        out = [(i, s, b if b is not None else because.get(i)) for i, s, b in chosen]
+        explain = getattr(self.model, "explain", None)
+        if explain is not None and session_rows:
+            # Attention says which past items the model looked at; weigh each one's
+            # content similarity to a candidate by it (SASRec).
+            weights = np.asarray(explain(session_rows), dtype=np.float32)
+            because = _nearest_history(engine, [i for i, _, _ in chosen], session_ids, weights)
+            out = [(i, s, because.get(i, b)) for i, s, b in chosen]
+        else:
+            because = _nearest_history(engine, [i for i, _, b in chosen if b is None], indexed[-config.recent_items :])
+            out = [(i, s, b if b is not None else because.get(i)) for i, s, b in chosen]
         return _to_matches(engine, out, self.model.name)
 
     def _model_top(self, scorer: Any, engine: Engine, id_filter: Any, n: int) -> list[str]:
@@ -188,13 +197,18 @@ def content_candidates(
     return out
 
 
-def _nearest_history(engine: Engine, items: list[str], recent: list[str]) -> dict[str, str]:
-    """For each item, the recent history item with the most similar content."""
+def _nearest_history(
+    engine: Engine, items: list[str], recent: list[str], weights: np.ndarray | None = None
+) -> dict[str, str]:
+    """For each item, the history item with the most similar content (times its weight, if given)."""
+    keep = [j for j, i in enumerate(recent) if i in engine.index]
     items = [i for i in items if i in engine.index]
-    recent = [i for i in recent if i in engine.index]
-    if not items or not recent:
+    if not items or not keep:
         return {}
+    recent = [recent[j] for j in keep]
     sims = engine.index.vectors(items) @ engine.index.vectors(recent).T
+    if weights is not None:
+        sims = (sims + 1.0) * weights[keep][None, :]  # shift cosines to >= 0 so weights rank them
     return {i: recent[int(j)] for i, j in zip(items, sims.argmax(axis=1))}
 
 
