@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +39,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine.data import InteractionData  # noqa: E402
 from engine.models import Recommender, create_model, list_models  # noqa: E402
 
-T = TypeVar("T")
 FEATURE_DIM = 384
 CANDIDATES = 200
 
@@ -92,7 +91,9 @@ def movielens() -> InteractionData:
     return interactions.to_data(interactions.user_vocabulary(), ml.items["item_id"].tolist())
 
 
-def synthetic_catalogue(n_items: int = 100_000, n_users: int = 1_000, per_user: int = 20, seed: int = 0) -> InteractionData:
+def synthetic_catalogue(
+    n_items: int = 100_000, n_users: int = 1_000, per_user: int = 20, seed: int = 0
+) -> InteractionData:
     """A tiny random log over a large catalogue: Zipf-popular items, increasing timestamps."""
     rng = np.random.default_rng(seed)
     users = np.repeat(np.arange(n_users), per_user)

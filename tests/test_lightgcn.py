@@ -110,13 +110,27 @@ def test_seeded_fit_is_repeatable() -> None:
     np.testing.assert_array_equal(a, b)
 
 
-def test_early_stopping_restores_best_epoch() -> None:
+def test_early_stopping_restores_best_epoch_after_warmup(monkeypatch: pytest.MonkeyPatch) -> None:
+    import engine.models.lightgcn as module
+
     data = planted()
-    rng = np.random.default_rng(1)
-    held = rng.random(len(data)) < 0.2
+    held = np.random.default_rng(1).random(len(data)) < 0.2
     train, valid = data.subset(~held), data.subset(held)
-    model = LightGCN(**{**TINY, "epochs": 30, "patience": 2}).fit(train, valid)
-    assert 1 <= model.epochs_trained <= 30
+    # A scripted validation curve from epoch 2 (after the warm-up): the best at epoch 4, then worse.
+    curve = iter([0.1, 0.2, 0.5, 0.3, 0.3, 0.3, 0.3])
+    snapshots: dict[int, np.ndarray] = {}
+
+    def fake_ndcg(score_users, tr, va):  # noqa: ANN001, ANN202
+        assert set(va.users.tolist()) <= set(tr.users.tolist())  # only known users are scored
+        model_scores = score_users(np.array([0]))
+        snapshots[len(snapshots) + 2] = model_scores.copy()
+        return next(curve)
+
+    monkeypatch.setattr(module, "validation_ndcg", fake_ndcg)
+    model = LightGCN(**{**TINY, "epochs": 30, "patience": 3, "warmup_epochs": 2}).fit(train, valid)
+    assert model.epochs_trained == 8  # epochs 0-1 unvalidated, 2-7 validated, stop after 3 without gain
+    assert sorted(snapshots) == [2, 3, 4, 5, 6, 7]
+    np.testing.assert_allclose(model.score([0]), snapshots[4], rtol=1e-6)
 
 
 def test_layers_zero_is_matrix_factorisation() -> None:
@@ -130,7 +144,8 @@ def test_layers_zero_is_matrix_factorisation() -> None:
 
 
 @pytest.mark.parametrize(
-    ("field", "value"), [("dim", 0), ("layers", -1), ("lr", 0.0), ("reg", -1.0), ("batch_size", 0), ("epochs", 1.5)]
+    ("field", "value"),
+    [("dim", 0), ("layers", -1), ("lr", 0.0), ("reg", -1.0), ("batch_size", 0), ("epochs", 1.5), ("warmup_epochs", -2)],
 )
 def test_bad_config_names_the_value(field: str, value: object) -> None:
     with pytest.raises(InvalidArgumentError, match=rf"{field} must be .*{value}"):

@@ -29,7 +29,11 @@ from .training import EarlyStopping, known_users_only, progress, validation_ndcg
 
 @dataclasses.dataclass(frozen=True)
 class LightGCNConfig(ModelConfig):
-    """LightGCN settings; the defaults were chosen on ML-100K validation NDCG@10.
+    """LightGCN settings, tried on ML-100K (global temporal split) validation NDCG@10.
+
+    With 1, 2 or 3 layers validation NDCG@10 differed by less than its noise (about 80
+    validation users), so `layers` keeps the paper's 3; lr 1e-2 rather than the
+    paper's 1e-3 reaches the best epoch in tens of epochs instead of hundreds.
 
     Attributes:
         dim: embedding size.
@@ -38,26 +42,27 @@ class LightGCNConfig(ModelConfig):
         reg: weight of the L2 penalty on the batch's layer-0 embeddings.
         batch_size: (user, positive, negative) triples per step.
         init_std: standard deviation of the normal initialisation of layer 0.
+        warmup_epochs: epochs trained before validation is consulted. The first epoch learns
+            mostly item popularity, which scores well on a temporal validation window; NDCG
+            then dips for 10-20 epochs before it climbs past it, and early stopping would
+            otherwise end training, or keep the popularity-like weights, at that first peak.
     """
 
-    # Validation NDCG under a temporal split first drops (the popularity the first epoch learns
-    # fades) and then climbs for 20-50 epochs, so early stopping needs a long patience.
     epochs: int = 150
-    patience: int = 25
+    patience: int = 20
+    warmup_epochs: int = 5
     dim: int = 64
-    layers: int = 2
+    layers: int = 3
     lr: float = 1e-2
     reg: float = 1e-4
     batch_size: int = 2048
     init_std: float = 0.1
 
     def __post_init__(self) -> None:
-        for field in ("dim", "batch_size", "epochs"):
+        for field, low in (("dim", 1), ("batch_size", 1), ("epochs", 1), ("layers", 0), ("warmup_epochs", 0)):
             value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise InvalidArgumentError(f"LightGCN {field} must be a positive integer, got {value!r}")
-        if isinstance(self.layers, bool) or not isinstance(self.layers, int) or self.layers < 0:
-            raise InvalidArgumentError(f"LightGCN layers must be an integer >= 0, got {self.layers!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise InvalidArgumentError(f"LightGCN {field} must be an integer >= {low}, got {value!r}")
         for field in ("lr", "init_std"):
             if not getattr(self, field) > 0:
                 raise InvalidArgumentError(f"LightGCN {field} must be > 0, got {getattr(self, field)!r}")
@@ -178,10 +183,10 @@ class LightGCN(Recommender):
             validation = known_users_only(validation, train)
         bar = progress(range(cfg.epochs), desc="lightgcn", enabled=cfg.show_progress)
         self.epochs_trained = 0
-        for _ in bar:
+        for epoch in bar:
             loss = self._train_epoch(optimizer, pos_users, pos_items, pos_keys, rng)
             self.epochs_trained += 1
-            if validation is None or len(validation) == 0:
+            if validation is None or len(validation) == 0 or epoch < cfg.warmup_epochs:
                 if cfg.show_progress:
                     bar.set_postfix(loss=f"{loss:.4f}")
                 continue
@@ -220,9 +225,8 @@ class LightGCN(Recommender):
             user_final, item_final = self.network()
             eu, ei, ej = user_final[u], item_final[i], item_final[j]
             bpr = nn.functional.softplus((eu * ej).sum(1) - (eu * ei).sum(1)).mean()
-            e0 = (self.network.user_embedding.weight[u], self.network.item_embedding.weight[i],
-                  self.network.item_embedding.weight[j])  # fmt: skip
-            l2 = sum(e.pow(2).sum() for e in e0) / (2 * len(u))
+            layer0 = (self.network.user_embedding(u), self.network.item_embedding(i), self.network.item_embedding(j))
+            l2 = sum(e.pow(2).sum() for e in layer0) / (2 * len(u))
             loss = bpr + cfg.reg * l2
             optimizer.zero_grad()
             loss.backward()
@@ -256,7 +260,7 @@ class LightGCN(Recommender):
             final = (sum(layers[1:], layers[0]) / (k + 1)).numpy()
             # A folded-in node reaches layer k+1 from the items' layer k, so it sums item layers 0..K-1
             # (divided by K+1 like every layer mean); with K = 0 only layer 0 exists.
-            fold = torch.stack(layers[: max(k, 1)]).sum(dim=0).numpy() / (k + 1)
+            fold = (sum(layers[1:k], layers[0]) / (k + 1)).numpy()
         # Nodes without training edges keep their random initialisation, which carries no information:
         # zero them so that their scores are neutral and stable rather than noise.
         isolated = np.concatenate([self.train_matrix.getnnz(axis=1), self.train_matrix.getnnz(axis=0)]) == 0
