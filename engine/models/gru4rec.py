@@ -18,7 +18,6 @@ Here a "session" is one user's items in time order.
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Any, ClassVar
 
 import numpy as np
@@ -175,8 +174,6 @@ class GRU4Rec(SequentialRecommender):
                 next_sequence += len(refill)
             # No sequence left to take these slots: the batch shrinks until every sequence is done.
             drop = finished[len(refill) :]
-            if len(drop) and os.environ.get("GRU_OFFICIAL_STOP"):
-                break
             if len(drop):
                 keep = np.setdiff1d(np.arange(len(position)), drop)
                 position, end = position[keep], end[keep]

@@ -40,7 +40,8 @@ class SASRecConfig(SequentialConfig):
         dim: embedding and hidden size.
         num_heads: attention heads (must divide `dim`).
         num_layers: Transformer blocks.
-        max_len: most recent items the model attends to.
+        max_len: most recent items the model attends to (on ML-100K, 50 beat 200 on
+            validation NDCG@10, 0.114 vs 0.101, at half the cost).
         dropout: dropout on embeddings, attention and feed-forward layers.
         batch_size: training windows per step.
     """
