@@ -126,7 +126,7 @@ def test_bad_features_name_the_shape() -> None:
         NeuMF(**TINY).fit(train, item_features=features[:-1])
     bad = features.copy()
     bad[3, 2] = np.nan
-    with pytest.raises(InvalidArgumentError, match="finite"):
+    with pytest.raises(InvalidArgumentError, match=r"finite, got nan at row 3"):
         NeuMF(**TINY).fit(train, item_features=bad)
 
 

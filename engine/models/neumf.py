@@ -22,7 +22,7 @@ representation to that user's learned embedding.
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -68,7 +68,7 @@ class NeuMFConfig(ModelConfig):
     mlp_dim: int = 32
     mlp_layers: tuple[int, ...] = (64, 32, 16)
     dropout: float = 0.0
-    id_dropout: float = 0.25
+    id_dropout: float = 0.1
     loss: str = "bpr"
     n_negatives: int = 4
     lr: float = 3e-3
@@ -197,6 +197,14 @@ class NeuMF(Recommender):
     name: ClassVar[str] = "neumf"
     config_class: ClassVar[type[ModelConfig]] = NeuMFConfig
     uses_item_features: ClassVar[bool] = True
+    # Validation-chosen neighbourhood of the defaults; sizes, the BCE loss and weight decay
+    # >= 1e-5 all lost on ML-100K validation, so the search spends its budget elsewhere.
+    tuning_grid: ClassVar[dict[str, list[Any]]] = {
+        "lr": [1e-3, 3e-3],
+        "id_dropout": [0.1, 0.25, 0.5],
+        "n_negatives": [4, 8],
+        "weight_decay": [0.0, 1e-6],
+    }
     config: NeuMFConfig
 
     def __init__(self, config: NeuMFConfig | None = None, **overrides: object) -> None:
@@ -226,52 +234,22 @@ class NeuMF(Recommender):
         optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         rng = np.random.default_rng(cfg.seed)
         assert self.train_matrix is not None
-        matrix = self.train_matrix
-        coo = matrix.tocoo()
-        pos_users, pos_items = coo.row.astype(np.int64), coo.col.astype(np.int64)
-        # Negatives come from items seen in training only: an item without interactions
-        # (new, or held out) carries no evidence of dislike, and sampling it would teach
-        # the content path that such items are bad.
-        candidates = np.flatnonzero(np.asarray(matrix.sum(axis=0)).ravel() > 0)
-        seen_keys = np.sort(pos_users * self.n_items + pos_items)
-        drop_ids = self._features_t is not None and cfg.id_dropout > 0
+        sampler = _NegativeSampler(self.train_matrix, cfg.n_negatives, rng)
         if validation is not None:
             # Users absent from training have untrained embeddings: their validation
             # scores are noise that would only blur early stopping.
-            validation = validation.subset(np.isin(validation.users, pos_users))
+            validation = validation.subset(np.isin(validation.users, sampler.users))
         stopper = EarlyStopping(cfg.patience)
         bar = progress(range(cfg.epochs), desc="neumf", enabled=cfg.show_progress)
         for _ in bar:
-            net.train()
-            self._cache = None
-            order = rng.permutation(len(pos_users))
-            total = 0.0
-            for start in range(0, len(order), cfg.batch_size):
-                batch = order[start : start + cfg.batch_size]
-                users, pos = pos_users[batch], pos_items[batch]
-                neg = _sample_negatives(rng, users, candidates, cfg.n_negatives, seen_keys, self.n_items)
-                items = torch.from_numpy(np.concatenate([pos[:, None], neg], axis=1))  # (b, 1 + n_neg)
-                keep = None
-                if drop_ids:
-                    keep = (torch.rand(items.shape) >= cfg.id_dropout).float()
-                u = torch.from_numpy(users)
-                item_gmf, item_mlp = net.item_vectors(items, self._features_t, keep)
-                logits = net.pair_scores(net.user_gmf(u)[:, None], net.user_mlp(u)[:, None], item_gmf, item_mlp)
-                loss = _loss(cfg.loss, logits)
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                total += float(loss.detach()) * len(batch)
-            postfix = {"loss": f"{total / len(order):.4f}"}
-            if validation is not None and len(validation):
-                metric = validation_ndcg(self._score_rows, train, validation)
-                postfix["val_ndcg@10"] = f"{metric:.4f}"
-                if hasattr(bar, "set_postfix"):
-                    bar.set_postfix(postfix)
-                if stopper.step(metric, lambda: net.state_dict()):
-                    break
-            elif hasattr(bar, "set_postfix"):
-                bar.set_postfix(postfix)
+            loss = self._train_epoch(optimizer, sampler, rng)
+            if validation is None or not len(validation):
+                bar.set_postfix(loss=f"{loss:.4f}")
+                continue
+            metric = validation_ndcg(self._score_rows, train, validation)
+            bar.set_postfix(loss=f"{loss:.4f}", val_ndcg=f"{metric:.4f}")
+            if stopper.step(metric, net.state_dict):
+                break
         if stopper.best_state is not None:
             net.load_state_dict(stopper.best_state)
             self.best_epoch = stopper.best_epoch
@@ -280,7 +258,34 @@ class NeuMF(Recommender):
         self._fit_fold_in()
         return self
 
+    def _train_epoch(
+        self, optimizer: torch.optim.Optimizer, sampler: _NegativeSampler, rng: np.random.Generator
+    ) -> float:
+        """One pass over the training pairs in random order; returns the mean loss."""
+        assert self.net is not None
+        cfg, net = self.config, self.net
+        net.train()
+        self._cache = None
+        drop_ids = self._features_t is not None and cfg.id_dropout > 0
+        order = rng.permutation(len(sampler.users))
+        total = 0.0
+        for start in range(0, len(order), cfg.batch_size):
+            batch = order[start : start + cfg.batch_size]
+            users, pos = sampler.users[batch], sampler.items[batch]
+            items = torch.from_numpy(np.concatenate([pos[:, None], sampler(users)], axis=1))  # (b, 1 + n_neg)
+            keep = (torch.rand(items.shape) >= cfg.id_dropout).float() if drop_ids else None
+            u = torch.from_numpy(users)
+            item_gmf, item_mlp = net.item_vectors(items, self._features_t, keep)
+            logits = net.pair_scores(net.user_gmf(u)[:, None], net.user_mlp(u)[:, None], item_gmf, item_mlp)
+            loss = _loss(cfg.loss, logits)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * len(batch)
+        return total / len(order)
+
     def _build_net(self) -> NeuMFNet:
+        """A fresh network shaped by the data and the config."""
         cfg = self.config
         feature_dim = 0 if self.item_features is None else self.item_features.shape[1]
         return NeuMFNet(
@@ -295,6 +300,7 @@ class NeuMF(Recommender):
         )
 
     def _set_features(self, features: np.ndarray | None) -> None:
+        """Keep the item features, and a tensor view of them (no copy) for the network."""
         self.item_features = features
         self._features_t = None if features is None else torch.from_numpy(features)
 
@@ -336,6 +342,7 @@ class NeuMF(Recommender):
         return self._cache
 
     def _item_representation(self) -> torch.Tensor:
+        """(n_items, gmf_dim + mlp_dim): what a user's history is averaged over in the fold-in."""
         gmf, mlp, _ = self._item_cache()
         return torch.cat([gmf, mlp], dim=1)
 
@@ -344,12 +351,14 @@ class NeuMF(Recommender):
         return self._score_users(np.asarray(users, dtype=np.int64), None)
 
     def _score_users(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
+        """Scores of known user rows from their learned embeddings."""
         assert self.net is not None
         u = torch.from_numpy(users)
         with torch.no_grad():
             return self._score_vectors(self.net.user_gmf(u), self.net.user_mlp(u), items)
 
     def _score_vectors(self, user_gmf: torch.Tensor, user_mlp: torch.Tensor, items: np.ndarray | None) -> np.ndarray:
+        """Scores of user vectors against the cached item side, all items or the candidate rows."""
         assert self.net is not None
         gmf, _, first = self._item_cache()
         if items is not None:
@@ -377,6 +386,7 @@ class NeuMF(Recommender):
 
     # ----- persistence ----------------------------------------------------
     def _state(self) -> dict[str, np.ndarray]:
+        """Network weights, the fold-in map and the item features (needed to score)."""
         assert self.net is not None and self.fold_in is not None
         state = {f"net.{k}": v.detach().numpy().copy() for k, v in self.net.state_dict().items()}
         state["fold_in"] = self.fold_in
@@ -386,9 +396,11 @@ class NeuMF(Recommender):
         return state
 
     def _load_state(self, arrays: dict[str, np.ndarray]) -> None:
+        """Rebuild the network from saved arrays; the item cache is rebuilt on first use."""
         self._set_features(arrays.get("item_features"))
         self.net = self._build_net()
-        self.net.load_state_dict({k[len("net.") :]: torch.from_numpy(v) for k, v in arrays.items() if k.startswith("net.")})
+        weights = {k[len("net.") :]: torch.from_numpy(v) for k, v in arrays.items() if k.startswith("net.")}
+        self.net.load_state_dict(weights)
         self.net.eval()
         self.fold_in = arrays["fold_in"]
         self.best_epoch = int(arrays["best_epoch"][0])
@@ -402,29 +414,43 @@ def _check_features(features: np.ndarray | None, n_items: int) -> np.ndarray | N
     array = np.asarray(features)
     if array.ndim != 2 or array.shape[0] != n_items or array.shape[1] == 0:
         raise InvalidArgumentError(f"item_features must have shape ({n_items}, d) with d > 0, got {array.shape}")
-    if not np.issubdtype(array.dtype, np.number) or not np.isfinite(array).all():
-        raise InvalidArgumentError(f"item_features must be finite numbers, got dtype {array.dtype} with NaN or inf")
+    if not np.issubdtype(array.dtype, np.number):
+        raise InvalidArgumentError(f"item_features must be numbers, got dtype {array.dtype}")
+    if not np.isfinite(array).all():
+        bad = np.argwhere(~np.isfinite(array))[0].tolist()
+        raise InvalidArgumentError(f"item_features must be finite, got {array[tuple(bad)]} at row {bad[0]}")
     return np.ascontiguousarray(array, dtype=np.float32)
 
 
-def _sample_negatives(
-    rng: np.random.Generator,
-    users: np.ndarray,
-    candidates: np.ndarray,
-    n_negatives: int,
-    seen_keys: np.ndarray,
-    n_items: int,
-) -> np.ndarray:
-    """(len(users), n_negatives) items drawn uniformly from `candidates`, redrawn a few times if seen."""
-    neg = candidates[rng.integers(0, len(candidates), size=(len(users), n_negatives))]
-    for _ in range(3):
-        keys = users[:, None] * n_items + neg
-        pos = np.searchsorted(seen_keys, keys).clip(max=len(seen_keys) - 1)
-        clash = seen_keys[pos] == keys
-        if not clash.any():
-            break
-        neg[clash] = candidates[rng.integers(0, len(candidates), size=int(clash.sum()))]
-    return neg
+class _NegativeSampler:
+    """Training pairs, and uniform negatives among the items seen in training that the user has not seen.
+
+    Negatives come from items with interactions only: an item without any (new, or held
+    out) carries no evidence of dislike, and sampling it would teach the content path
+    that such items are bad.
+    """
+
+    def __init__(self, matrix: sp.csr_matrix, n_negatives: int, rng: np.random.Generator) -> None:
+        coo = matrix.tocoo()
+        self.users, self.items = coo.row.astype(np.int64), coo.col.astype(np.int64)
+        self.n_items = matrix.shape[1]
+        self.n_negatives = n_negatives
+        self.rng = rng
+        self.candidates = np.flatnonzero(np.asarray(matrix.sum(axis=0)).ravel() > 0)
+        self.seen_keys = np.sort(self.users * self.n_items + self.items)
+
+    def __call__(self, users: np.ndarray) -> np.ndarray:
+        """(len(users), n_negatives) item rows, redrawn up to three times where the user has seen them."""
+        draw, pool = self.rng.integers, self.candidates
+        neg = pool[draw(0, len(pool), size=(len(users), self.n_negatives))]
+        for _ in range(3):
+            keys = users[:, None] * self.n_items + neg
+            found = np.searchsorted(self.seen_keys, keys).clip(max=len(self.seen_keys) - 1)
+            clash = self.seen_keys[found] == keys
+            if not clash.any():
+                break
+            neg[clash] = pool[draw(0, len(pool), size=int(clash.sum()))]
+        return neg
 
 
 def _loss(kind: str, logits: torch.Tensor) -> torch.Tensor:
