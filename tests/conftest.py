@@ -77,6 +77,11 @@ def write_image(path: Path, colour: tuple[int, int, int]) -> str:
 @pytest.fixture
 def toy_catalog_file(tmp_path: Path) -> Path:
     """Ten items: five red fruit and five blue tools, each with an image and a description."""
+    return make_toy_catalog(tmp_path)
+
+
+def make_toy_catalog(tmp_path: Path) -> Path:
+    """Write the toy catalog (see `toy_catalog_file`) into a folder; returns the CSV path."""
     rows = []
     for i in range(5):
         rows.append({"id": f"fruit-{i}", "title": f"Red apple {i}", "description": "fresh red fruit",

@@ -21,11 +21,11 @@ TINY = {
 
 
 def toy_log() -> Interactions:
-    """Ten fruit lovers and ten tool lovers; user u saw every item of their kind but number u % 5."""
+    """Thirty fruit lovers and thirty tool lovers; user u saw every item of their kind but number u % 5."""
     rng = np.random.default_rng(0)
     rows = []
-    for u in range(20):
-        kind = "fruit" if u < 10 else "tool"
+    for u in range(60):
+        kind = "fruit" if u < 30 else "tool"
         items = [i for i in rng.permutation(5) if i != u % 5]
         for t, i in enumerate(items):
             rows.append({"user_id": f"u{u}", "item_id": f"{kind}-{i}", "timestamp": 1_700_000_000 + 60 * (u * 10 + t)})
@@ -41,7 +41,7 @@ def engine(toy_catalog_file: Path) -> Engine:
 def test_known_users_get_their_groups_unseen_item_first(engine: Engine, model: str) -> None:
     engine.fit(toy_log(), model=model, show_progress=False, **TINY[model])
     fruit_fan = engine.recommend("u1", k=3)
-    tool_fan = engine.recommend("u15", k=3)
+    tool_fan = engine.recommend("u35", k=3)
     assert fruit_fan[0].item_id == "fruit-1" and tool_fan[0].item_id == "tool-0"
     assert all(m.source == model for m in fruit_fan)
     seen = {f"fruit-{i}" for i in (0, 2, 3, 4)}
@@ -68,7 +68,7 @@ def test_unknown_user_falls_back_to_content_then_popularity(engine: Engine) -> N
     assert all(m.because == "tool-0" for m in by_history)
     cold = engine.recommend("new-user", k=3)
     assert [m.source for m in cold] == ["popularity"] * 3
-    with pytest.raises(UnknownUserError, match=r"user 'new-user' is not in the training log \(20 users\)"):
+    with pytest.raises(UnknownUserError, match=r"user 'new-user' is not in the training log \(60 users\)"):
         engine.recommend("new-user", k=3, strict=True)
 
 
@@ -88,7 +88,7 @@ def test_save_load_gives_identical_recommendations(engine: Engine, tmp_path: Pat
     engine.fit(toy_log(), model="neumf", show_progress=False, **TINY["neumf"])
     engine.save(tmp_path / "model")
     loaded = Engine.load(tmp_path / "model")
-    for user in ("u1", "u15"):
+    for user in ("u1", "u35"):
         assert loaded.recommend(user, k=5) == engine.recommend(user, k=5)
     assert loaded.recommend(history=["fruit-2"], k=3) == engine.recommend(history=["fruit-2"], k=3)
 
