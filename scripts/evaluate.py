@@ -1,7 +1,14 @@
 """Evaluate registered recommender models on MovieLens-100K and print one table.
 
+Every model is fitted with its default config on each split (temporal, the primary
+protocol, and leave-last-out), plus once more for item cold start; the table gives
+validation NDCG@10 (what picks the engine's model), full-catalogue test metrics,
+sampled metrics, cold start, RMSE for rating models, coverage and train time, then
+the validation winner. Logic lives in `engine.comparison`.
+
 Example:
-    python scripts/evaluate.py --models popularity,itemknn,als --protocol full,sampled --out results.json
+    python scripts/evaluate.py --out results/ml100k.json
+    python scripts/evaluate.py --models popularity,itemknn,als --protocol full,sampled --splits temporal
     python scripts/evaluate.py --tune --budget 10          # tune every model on validation first
 """
 
@@ -11,6 +18,8 @@ import argparse
 import json
 import logging
 import sys
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -19,51 +28,52 @@ import numpy as np
 if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from engine.comparison import PROTOCOLS, SPLITS, Comparison, ComparisonConfig, compare_models, format_comparison
 from engine.datasets import load_movielens_100k
-from engine.evaluation import (
-    default_grid,
-    evaluate_cold_items,
-    evaluate_full,
-    evaluate_sampled,
-    text_features,
-    time_fit,
-    tune,
-)
+from engine.evaluation import text_features
 from engine.interactions import Interactions
-from engine.models import create_model, list_models
+from engine.models import list_models
 from engine.models.registry import MODELS
-from engine.splits import Split, leave_last_out, temporal_split
 
 log = logging.getLogger("evaluate")
-PROTOCOLS = ("full", "sampled", "cold")
 QUICK = {"epochs": 1, "show_progress": False}
+
+
+def _names(value: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in value.split(",") if x.strip())
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", default="ml-100k", choices=["ml-100k"])
     p.add_argument("--models", default=None, help="comma-separated model names (default: every registered model)")
-    p.add_argument("--protocol", default="full", help="comma-separated: full, sampled, cold")
-    p.add_argument(
-        "--split",
-        default="temporal",
-        choices=["temporal", "leave-last-out"],
-        help="split for the full and cold protocols (sampled always uses leave-last-out)",
-    )
+    p.add_argument("--protocol", default=",".join(PROTOCOLS), help=f"comma-separated: {', '.join(PROTOCOLS)}")
+    p.add_argument("--splits", default=",".join(SPLITS),
+                   help="comma-separated splits to fit on; the first is primary (tuning, winner, train time)")
+    p.add_argument("--split", default=None, choices=list(SPLITS), help="a single split (same as --splits SPLIT)")
+    p.add_argument("--cold-split", default=ComparisonConfig.cold_split, choices=list(SPLITS),
+                   help="split of the item cold-start fit")
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--tune", action="store_true", help="grid-search each model on validation NDCG@10 first")
     p.add_argument("--budget", type=int, default=10, help="configurations tried per model with --tune")
     p.add_argument("--encoder", default="minilm-l6", help="text encoder for item content vectors")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jobs", type=int, default=1, help="worker processes, one thread each (fits run in parallel)")
     p.add_argument("--out", type=Path, default=None, help="write every number to this JSON file")
     p.add_argument("--quick", action="store_true", help="one epoch per model, tiny budget (for tests)")
     args = p.parse_args(argv)
-    args.protocols = [x.strip() for x in args.protocol.split(",") if x.strip()]
+    args.protocols = _names(args.protocol)
     bad = [x for x in args.protocols if x not in PROTOCOLS]
     if bad:
         p.error(f"unknown protocol(s) {bad}; valid: {', '.join(PROTOCOLS)}")
+    args.split_names = (args.split,) if args.split else _names(args.splits)
+    bad = [x for x in args.split_names if x not in SPLITS]
+    if bad or not args.split_names:
+        p.error(f"unknown split(s) {bad}; valid: {', '.join(SPLITS)}")
+    if args.jobs < 1:
+        p.error(f"--jobs must be a positive integer, got {args.jobs}")
     names = list_models()
-    args.model_names = names if args.models is None else [x.strip() for x in args.models.split(",") if x.strip()]
+    args.model_names = names if args.models is None else list(_names(args.models))
     unknown = [x for x in args.model_names if x not in names]
     if unknown:
         p.error(f"unknown model(s) {unknown}; valid: {', '.join(names)}")
@@ -72,84 +82,47 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    started = time.perf_counter()
     ml = load_movielens_100k()
     interactions = Interactions(ml.ratings.rename(columns={"rating": "weight"}))
     item_ids = ml.items["item_id"].tolist()
     data = interactions.to_data(interactions.user_vocabulary(), item_ids)
-    splits = {"temporal": temporal_split(data), "leave-last-out": leave_last_out(data)}
-    main_split = splits[args.split]
     features = None
     if any(MODELS[n].uses_item_features for n in args.model_names):
         features = text_features(ml.item_texts().loc[item_ids].tolist(), encoder=args.encoder)
 
-    fixed: dict[str, Any] = {"seed": args.seed, "show_progress": not args.quick and sys.stderr.isatty()}
+    config = ComparisonConfig(
+        splits=args.split_names,
+        protocols=args.protocols,
+        k=args.k,
+        cold_split=args.cold_split,
+        tune_budget=(2 if args.quick else args.budget) if args.tune else 0,
+        seed=args.seed,
+        jobs=args.jobs,
+    )
+    # Bars from several workers would overwrite each other: the log lines say what runs.
+    overrides: dict[str, Any] = {"show_progress": not args.quick and args.jobs == 1 and sys.stderr.isatty()}
     if args.quick:
-        fixed.update(QUICK)
-    budget = 2 if args.quick else args.budget
-    results: dict[str, Any] = {}
-    for name in args.model_names:
-        config = dict(fixed)
-        row: dict[str, Any] = {}
-        if args.tune:
-            tuned = tune(name, default_grid(name), main_split, budget, seed=args.seed, item_features=features,
-                         overrides=fixed, k=args.k)
-            config.update(tuned.best_config)
-            row["tuning"] = {"best": tuned.best_config, "val_ndcg": tuned.best_score, "table": tuned.table}
-        row["config"] = {k: v for k, v in config.items() if k != "show_progress"}
-        row.update(run_protocols(name, config, args, splits, features))
-        results[name] = row
-    print(format_table(results, args.protocols, args.k))
-    if args.out is not None:
-        report = {"dataset": args.dataset, "split": args.split, "seed": args.seed, "k": args.k,
-                  "tuned": args.tune, "quick": args.quick, "models": results}
-        args.out.write_text(json.dumps(report, indent=2, default=_plain))
+        overrides.update(QUICK)
+    command = " ".join(["scripts/evaluate.py", *(argv if argv is not None else sys.argv[1:])])
+
+    def save(comparison: Comparison, complete: bool = False) -> None:
+        if args.out is None:
+            return
+        report = {"dataset": args.dataset, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                  "command": command, "complete": complete, "seed": args.seed, "k": args.k, "tuned": args.tune,
+                  "quick": args.quick, "total_seconds": time.perf_counter() - started, **comparison.as_dict()}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.out.with_name(args.out.name + ".tmp")
+        tmp.write_text(json.dumps(report, indent=2, default=_plain))
+        tmp.replace(args.out)  # a partial file is always whole JSON
+
+    comparison = compare_models(data, args.model_names, config, features, overrides, on_model=save)
+    save(comparison, complete=True)
+    print(format_comparison(comparison))
+    print(f"Total time: {time.perf_counter() - started:.0f} s.")
     return 0
-
-
-def run_protocols(
-    name: str, config: dict[str, Any], args: argparse.Namespace, splits: dict[str, Split], features: np.ndarray | None
-) -> dict[str, Any]:
-    """Fit a fresh model per protocol and evaluate it; returns each protocol's metrics and the first fit's time."""
-    main_split = splits[args.split]
-    row: dict[str, Any] = {}
-    for protocol in args.protocols:
-        log.info("%s: %s protocol", name, protocol)
-        if protocol == "cold":
-            cold = evaluate_cold_items(create_model(name, **config), main_split, features, k=args.k, seed=args.seed)
-            row["cold"] = {**cold.metrics.as_dict(), "cold_items": len(cold.cold_items),
-                           "test_interactions": cold.n_test_interactions}
-            row.setdefault("train_seconds", cold.train_seconds)
-            continue
-        split = main_split if protocol == "full" else splits["leave-last-out"]
-        model, seconds = time_fit(create_model(name, **config), split, features)
-        row.setdefault("train_seconds", seconds)
-        if protocol == "full":
-            row[protocol] = evaluate_full(model, split, args.k).as_dict()
-        else:
-            row[protocol] = evaluate_sampled(model, split, args.k, seed=args.seed).as_dict()
-    return row
-
-
-def format_table(results: dict[str, Any], protocols: list[str], k: int) -> str:
-    """One row per model: every protocol's metrics, then the training time."""
-    columns: list[tuple[str, str]] = []
-    for protocol in protocols:
-        keys = [f"hr@{k}", f"ndcg@{k}"]
-        if protocol == "full":  # the protocol to trust gets every metric
-            keys += [f"recall@{k}", "mrr", "coverage"]
-        columns += [(protocol, key) for key in keys]
-    header = ["model"] + [f"{p}.{key}" for p, key in columns] + ["train s"]
-    rows = [header]
-    for name, row in results.items():
-        cells = [name] + [f"{row[p][key]:.4f}" if p in row else "-" for p, key in columns]
-        cells.append(f"{row['train_seconds']:.1f}" if "train_seconds" in row else "-")
-        rows.append(cells)
-    widths = [max(len(r[c]) for r in rows) for c in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) if c == 0 else cell.rjust(w) for c, (cell, w) in enumerate(zip(r, widths)))
-             for r in rows]
-    lines.insert(1, "-" * len(lines[0]))
-    return "\n".join(lines)
 
 
 def _plain(value: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -44,7 +45,7 @@ def test_every_model_gets_every_split_and_protocol(comparison) -> None:  # type:
     assert set(comparison.global_mean_rmse) == {"temporal", "leave-last-out"}
 
 
-def test_the_winner_has_the_best_validation_ndcg_among_serving_models(comparison) -> None:  # type: ignore[no-untyped-def]
+def test_the_winner_is_the_best_serving_model_on_validation(comparison) -> None:  # type: ignore[no-untyped-def]
     assert "biasedmf" in RATING_ONLY
     for split in ("temporal", "leave-last-out"):
         val = {n: r.splits[split].validation.ndcg for n, r in comparison.models.items() if n != "biasedmf"}
@@ -72,7 +73,9 @@ def test_table_and_json(comparison) -> None:  # type: ignore[no-untyped-def]
 
 def test_protocols_can_be_left_out() -> None:
     config = ComparisonConfig(splits=("temporal",), protocols=("full",))
-    c = compare_models(planted_log(), ["popularity"], config)
+    seen: list[list[str]] = []
+    c = compare_models(planted_log(), ["popularity", "itemknn"], config, on_model=lambda p: seen.append(list(p.models)))
+    assert seen == [["popularity"], ["popularity", "itemknn"]]  # partial results after each model
     result = c.models["popularity"]
     assert set(result.splits) == {"temporal"} and result.cold is None and not c.global_mean_rmse
     assert "sampled" not in format_comparison(c) and "cold" not in format_comparison(c)
@@ -85,3 +88,16 @@ def test_bad_configs_name_the_valid_values() -> None:
         ComparisonConfig(protocols=("fast",))
     with pytest.raises(InvalidArgumentError, match="unknown cold_split 'x'"):
         ComparisonConfig(cold_split="x")
+
+
+def test_worker_processes_give_the_same_results() -> None:
+    config = ComparisonConfig(splits=("temporal", "leave-last-out"), protocols=("full", "cold"))
+    one = compare_models(planted_log(), ["popularity", "itemknn"], config)
+    two = compare_models(planted_log(), ["popularity", "itemknn"], dataclasses.replace(config, jobs=2))
+    assert list(two.models) == ["popularity", "itemknn"]
+    for name in one.models:
+        for split in ("temporal", "leave-last-out"):
+            assert two.models[name].splits[split].test == one.models[name].splits[split].test
+        assert two.models[name].cold.metrics == one.models[name].cold.metrics  # type: ignore[union-attr]
+    with pytest.raises(InvalidArgumentError, match="jobs must be a positive integer, got 0"):
+        ComparisonConfig(jobs=0)

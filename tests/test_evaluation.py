@@ -281,6 +281,7 @@ def test_evaluate_script_prints_one_table_of_every_protocol(tmp_path: Path,
         assert column in header
     assert "| global mean" in table and "Validation winner (temporal" in table
     report = json.loads(out.read_text())
+    assert report["complete"] and report["command"].startswith("scripts/evaluate.py --quick")
     assert report["primary_split"] == "temporal"
     assert set(report["winner"]) == {"temporal", "leave-last-out"}
     assert report["winner"]["temporal"] in {"popularity", "itemknn", "als"}

@@ -1,0 +1,456 @@
+"""Every model under every protocol, in one table: the personalisation benchmark.
+
+For each model, `compare_models` fits one fresh model per split (temporal and
+leave-last-out) and reads from that fit everything the split can tell:
+
+* validation NDCG@k: the validation part ranked over the full catalogue with
+  the training items masked (as `tune` scores it). This is the number that
+  picks a model; it is also what the models early-stop on, so it flatters them
+  a little, alike.
+* test metrics over the full catalogue (`evaluate_full`), the protocol to trust;
+* on leave-last-out, the sampled protocol (`evaluate_sampled`, 100 negatives),
+  only for comparison with published numbers;
+* for models that predict ratings (`predict_ratings`), RMSE on the split's test
+  ratings with `engine.rating_eval`, beside the global-mean baseline.
+
+One more fit per model, on `cold_split` with a seeded 20% of the items removed
+from training, gives item cold start (`evaluate_cold_items`). Every fit is
+independent, so `ComparisonConfig.jobs` can spread them over worker processes.
+
+Example:
+    >>> comparison = compare_models(data, ["popularity", "itemknn"])   # doctest: +SKIP
+    >>> print(format_comparison(comparison))                            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import multiprocessing
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .data import InteractionData
+from .errors import InvalidArgumentError, check_k
+from .evaluation import (
+    ColdStartResult,
+    Metrics,
+    TuningResult,
+    default_grid,
+    evaluate_cold_items,
+    evaluate_full,
+    evaluate_sampled,
+    time_fit,
+    tune,
+)
+from .models.registry import create_model
+from .rating_eval import RatingPredictor, RatingReport, global_mean_rmse, rating_report
+from .splits import Split, leave_last_out, temporal_split
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("temporal", "leave-last-out")
+PROTOCOLS = ("full", "sampled", "cold", "rmse")
+# Models that cannot be the engine's personalisation model: biased MF's default
+# config is a rating model (fitted to observed ratings only), whose ranking
+# favours obscure items rated highly by a few users.
+RATING_ONLY = frozenset({"biasedmf"})
+
+
+@dataclass(frozen=True)
+class ComparisonConfig:
+    """What `compare_models` runs.
+
+    Attributes:
+        splits: splits to fit on; the first is the primary one (tuning, train time, coverage, the winner).
+        protocols: any of 'full', 'sampled' (on leave-last-out), 'cold', 'rmse'.
+        k: cut-off of every ranking metric.
+        n_negatives: sampled negatives per user in the sampled protocol.
+        cold_fraction: share of the items held out of training for cold start.
+        cold_split: split the cold-start fit is made on.
+        tune_budget: configurations tried per model on the primary split's validation (0: no tuning).
+        seed: seeds the models, the negatives, the cold items and the tuning sample.
+        jobs: worker processes, one torch thread each (1: everything in this process, torch's
+            default threads). Same seeds either way; torch's float sums depend on the thread
+            count, so neural models may differ in the last digits.
+    """
+
+    splits: tuple[str, ...] = SPLITS
+    protocols: tuple[str, ...] = PROTOCOLS
+    k: int = 10
+    n_negatives: int = 100
+    cold_fraction: float = 0.2
+    cold_split: str = "leave-last-out"
+    tune_budget: int = 0
+    seed: int = 0
+    jobs: int = 1
+
+    def __post_init__(self) -> None:
+        check_k(self.k)
+        if isinstance(self.jobs, bool) or not isinstance(self.jobs, int) or self.jobs < 1:
+            raise InvalidArgumentError(f"jobs must be a positive integer, got {self.jobs!r}")
+        for kind, names, valid in (("split", self.splits, SPLITS), ("protocol", self.protocols, PROTOCOLS)):
+            bad = [n for n in names if n not in valid]
+            if bad or not names:
+                raise InvalidArgumentError(f"unknown or no {kind}(s) {bad or list(names)}; valid: {', '.join(valid)}")
+        if self.cold_split not in SPLITS:
+            raise InvalidArgumentError(f"unknown cold_split {self.cold_split!r}; valid: {', '.join(SPLITS)}")
+
+    @property
+    def primary(self) -> str:
+        """The split that tunes, picks the winner and gives coverage and train time."""
+        return self.splits[0]
+
+    def fitted_splits(self) -> tuple[str, ...]:
+        """The requested splits, plus leave-last-out when the sampled protocol needs it."""
+        extra = ("leave-last-out",) if "sampled" in self.protocols and "leave-last-out" not in self.splits else ()
+        return self.splits + extra
+
+
+@dataclass(frozen=True)
+class SplitResult:
+    """One model fitted on one split.
+
+    Attributes:
+        validation: full-catalogue ranking of the validation part, training items masked.
+        test: full-catalogue ranking of the test part ('full' protocol), or None.
+        sampled: the sampled protocol (leave-last-out only), or None.
+        rating: RMSE report for rating models ('rmse' protocol), or None.
+        train_seconds: time of the fit.
+    """
+
+    validation: Metrics
+    test: Metrics | None
+    sampled: Metrics | None
+    rating: RatingReport | None
+    train_seconds: float
+
+
+@dataclass(frozen=True)
+class ModelResult:
+    """Everything measured for one model.
+
+    Attributes:
+        name: registry name.
+        config: the config overrides it was fitted with (tuned values included).
+        splits: split name -> its fit's results.
+        cold: the item cold-start result, or None.
+        tuning: the validation search, when tuned.
+    """
+
+    name: str
+    config: dict[str, Any]
+    splits: dict[str, SplitResult]
+    cold: ColdStartResult | None = None
+    tuning: TuningResult | None = None
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The results of `compare_models`.
+
+    Attributes:
+        config: what was run.
+        models: model name -> its results, in the order asked.
+        global_mean_rmse: split name -> RMSE of predicting the training mean ('rmse' protocol).
+        excluded_from_winner: models that cannot serve the engine, never picked by `winner`.
+    """
+
+    config: ComparisonConfig
+    models: dict[str, ModelResult]
+    global_mean_rmse: dict[str, float] = field(default_factory=dict)
+    excluded_from_winner: frozenset[str] = RATING_ONLY
+
+    def winner(self, split: str | None = None) -> str | None:
+        """The model with the best validation NDCG@k on `split` (default: primary) that can serve the engine."""
+        split = split or self.config.primary
+        scores = {n: r.splits[split].validation.ndcg for n, r in self.models.items()
+                  if split in r.splits and n not in self.excluded_from_winner}
+        return max(scores, key=lambda n: scores[n]) if scores else None
+
+    def n_users(self) -> dict[str, int]:
+        """Users evaluated per protocol (the same for every model)."""
+        out: dict[str, int] = {}
+        for result in self.models.values():
+            for split, s in result.splits.items():
+                out[f"{split} validation"] = s.validation.n_users
+                if s.test is not None:
+                    out[f"{split} test"] = s.test.n_users
+                if s.sampled is not None:
+                    out["sampled"] = s.sampled.n_users
+                if s.rating is not None:
+                    out[f"{split} rmse ratings"] = s.rating.n_pairs
+            if result.cold is not None:
+                out["cold"] = result.cold.metrics.n_users
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every number, JSON-able."""
+        splits = self.config.fitted_splits()
+        return {
+            "config": dataclasses.asdict(self.config),
+            "primary_split": self.config.primary,
+            "winner": {s: self.winner(s) for s in splits},
+            "winner_excludes": sorted(self.excluded_from_winner),
+            "users": self.n_users(),
+            "global_mean_rmse": dict(self.global_mean_rmse),
+            "models": {name: _model_dict(r) for name, r in self.models.items()},
+        }
+
+
+def compare_models(
+    data: InteractionData,
+    names: Sequence[str],
+    config: ComparisonConfig | None = None,
+    item_features: np.ndarray | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    on_model: Callable[[Comparison], None] | None = None,
+) -> Comparison:
+    """Fit and evaluate each named model on every split and protocol of `config`.
+
+    Args:
+        data: the whole interaction log (weights are the ratings RMSE is computed on).
+        names: registered model names.
+        config: splits, protocols and seeds; default `ComparisonConfig()`.
+        item_features: item vectors for models that use them.
+        overrides: config values for every model (e.g. epochs, show_progress); tuned values win.
+        on_model: called with the results so far after each model (to save partial results of a long run).
+
+    Example:
+        >>> c = compare_models(data, ["popularity", "itemknn"], ComparisonConfig(protocols=("full",)))  # doctest: +SKIP
+        >>> c.winner()                                                                                  # doctest: +SKIP
+        'itemknn'
+    """
+    config = config or ComparisonConfig()
+    for name in names:
+        create_model(name)  # raises with the valid names when unknown
+    builders = {"temporal": temporal_split, "leave-last-out": leave_last_out}
+    splits = {s: builders[s](data) for s in dict.fromkeys(config.fitted_splits() + (config.cold_split,))}
+    fixed = {"seed": config.seed, **(overrides or {})}
+    baseline = {}
+    if "rmse" in config.protocols:
+        baseline = {s: global_mean_rmse(splits[s].train, splits[s].test) for s in config.fitted_splits()}
+    model_configs = {name: dict(fixed) for name in names}
+    tunings: dict[str, TuningResult] = {}
+    if config.tune_budget > 0:
+        tasks = [(_tune, name, splits[config.primary], config, item_features, fixed) for name in names]
+        for name, tuned in zip(names, _run(tasks, config.jobs)):
+            tunings[name] = tuned
+            model_configs[name].update(tuned.best_config)
+    fits = [*config.fitted_splits(), *(["cold"] if "cold" in config.protocols else [])]
+    tasks = [(_fit, name, model_configs[name], fit, splits[config.cold_split if fit == "cold" else fit], config,
+              item_features) for name in names for fit in fits]
+    results = _run(tasks, config.jobs)
+    models: dict[str, ModelResult] = {}
+    for name in names:
+        parts = {fit: next(results) for fit in fits}
+        cold = parts.pop("cold", None)
+        shown = {k: v for k, v in model_configs[name].items() if k != "show_progress"}
+        models[name] = ModelResult(name, shown, parts, cold, tunings.get(name))
+        if on_model is not None:
+            on_model(Comparison(config, dict(models), baseline))
+    return Comparison(config, models, baseline)
+
+
+def _run(tasks: list[tuple[Any, ...]], jobs: int) -> Iterator[Any]:
+    """Each task's result, in order: `task[0](*task[1:])`, in this process or in `jobs` worker processes."""
+    if jobs == 1:
+        for fn, *task_args in tasks:
+            yield fn(*task_args)
+        return
+    # Spawned, not forked: torch's thread pools do not survive a fork.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker,
+                             initargs=(logging.getLogger().level,)) as pool:
+        futures = [pool.submit(*task) for task in tasks]
+        try:
+            for future in futures:
+                yield future.result()
+        finally:
+            for future in futures:
+                future.cancel()
+
+
+def _init_worker(log_level: int) -> None:
+    """One thread per worker (the workers share the cores), and the parent's log level."""
+    import torch
+
+    torch.set_num_threads(1)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except ImportError:  # NumPy's BLAS then keeps its default threads
+        pass
+    logging.basicConfig(level=log_level, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+
+
+def _tune(
+    name: str, split: Split, config: ComparisonConfig, item_features: np.ndarray | None, fixed: dict[str, Any]
+) -> TuningResult:
+    """The model's default grid searched on `split`'s validation part."""
+    log.info("%s: tuning on %s validation (%d configurations)", name, config.primary, config.tune_budget)
+    return tune(name, default_grid(name), split, config.tune_budget, seed=config.seed, item_features=item_features,
+                overrides=fixed, k=config.k)
+
+
+def _fit(
+    name: str,
+    model_config: dict[str, Any],
+    fit: str,
+    split: Split,
+    config: ComparisonConfig,
+    item_features: np.ndarray | None,
+) -> SplitResult | ColdStartResult:
+    """One fit: on a split ('temporal', 'leave-last-out') or for item cold start ('cold')."""
+    if fit == "cold":
+        log.info("%s: item cold start on the %s split", name, config.cold_split)
+        return evaluate_cold_items(create_model(name, **model_config), split, item_features, k=config.k,
+                                   cold_fraction=config.cold_fraction, seed=config.seed)
+    log.info("%s: fitting on the %s split", name, fit)
+    return _evaluate_split(name, model_config, fit, split, config, item_features)
+
+
+def _evaluate_split(
+    name: str,
+    model_config: dict[str, Any],
+    split_name: str,
+    split: Split,
+    config: ComparisonConfig,
+    item_features: np.ndarray | None,
+) -> SplitResult:
+    """One fit on `split`, then every protocol that reads it."""
+    model, seconds = time_fit(create_model(name, **model_config), split, item_features)
+    # Validation plays the test's part, exactly as `tune` scores it.
+    empty = split.train.subset(np.zeros(len(split.train), dtype=bool))
+    validation = evaluate_full(model, Split(split.train, empty, split.validation), config.k)
+    test = evaluate_full(model, split, config.k) if "full" in config.protocols else None
+    sampled = None
+    if split_name == "leave-last-out" and "sampled" in config.protocols:
+        sampled = evaluate_sampled(model, split, config.k, n_negatives=config.n_negatives, seed=config.seed)
+    rating = None
+    if "rmse" in config.protocols and isinstance(model, RatingPredictor):
+        rating = rating_report(model, split.train, split.test)
+    return SplitResult(validation, test, sampled, rating, seconds)
+
+
+# ----- the table ------------------------------------------------------------------
+def format_comparison(comparison: Comparison) -> str:
+    """A Markdown table, one row per model, a global-mean RMSE row and a users row; then the winners.
+
+    Columns: primary-split validation NDCG; per split its validation NDCG (other
+    splits) and test NDCG / HR (and recall on the primary split); sampled HR / NDCG;
+    cold HR / NDCG; RMSE and coverage on the primary split; train seconds of the
+    primary fit. The last row gives the users each column averages over (rating
+    pairs for RMSE).
+    """
+    c = comparison.config
+    k, primary = c.k, c.primary
+    columns: list[tuple[str, Callable[[ModelResult], Any], str]] = [
+        (f"val NDCG@{k} ({_short(primary)})", _part(primary, "validation"), "ndcg")
+    ]
+    for split in c.splits:
+        tag = _short(split)
+        if split != primary:
+            columns.append((f"{tag} val NDCG@{k}", _part(split, "validation"), "ndcg"))
+        if "full" in c.protocols:
+            test = _part(split, "test")
+            columns += [(f"{tag} NDCG@{k}", test, "ndcg"), (f"{tag} HR@{k}", test, "hr")]
+            if split == primary:
+                columns.append((f"{tag} Recall@{k}", _part(split, "test"), "recall"))
+    if "sampled" in c.protocols:
+        sampled = _part("leave-last-out", "sampled")
+        columns += [(f"sampled HR@{k}", sampled, "hr"), (f"sampled NDCG@{k}", sampled, "ndcg")]
+    if "cold" in c.protocols:
+        columns += [(f"cold HR@{k}", _cold, "hr"), (f"cold NDCG@{k}", _cold, "ndcg")]
+    if "rmse" in c.protocols:
+        columns.append((f"RMSE ({_short(primary)})", _part(primary, "rating"), "rmse"))
+    if "full" in c.protocols:
+        columns.append((f"coverage@{k}", _part(primary, "test"), "coverage"))
+
+    rows = [["model", *(title for title, _, _ in columns), "train s"]]
+    for name, result in comparison.models.items():
+        cells = [_cell(getattr(part, attr) if (part := get(result)) is not None else None) for _, get, attr in columns]
+        rows.append([name, *cells, f"{result.splits[primary].train_seconds:.1f}"])
+    if primary in comparison.global_mean_rmse:
+        mean = _cell(comparison.global_mean_rmse[primary])
+        rows.append(["global mean", *(mean if attr == "rmse" else "-" for _, _, attr in columns), "-"])
+    counts = []
+    for _, get, _ in columns:
+        parts = [get(r) for r in comparison.models.values()]
+        n = {getattr(p, "n_users", getattr(p, "n_pairs", None)) for p in parts if p is not None}
+        counts.append("/".join(str(x) for x in sorted(n)) or "-")
+    rows.append(["users", *counts, "-"])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["| " + " | ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in
+                               enumerate(zip(r, widths))) + " |" for r in rows]
+    lines.insert(1, "| " + " | ".join("-" * w if i == 0 else "-" * (w - 1) + ":" for i, w in enumerate(widths)) + " |")
+
+    lines.append("")
+    if "cold" in c.protocols:
+        lines.append(f"Cold start: {c.cold_split} split, {c.cold_fraction:.0%} of the items held out of training "
+                     f"(seed {c.seed}), ranked over the full catalogue.")
+    if "sampled" in c.protocols:
+        lines.append(f"Sampled: leave-last-out, {c.n_negatives} negatives; only for comparison with published numbers.")
+    if "rmse" in c.protocols:
+        lines.append(f"RMSE: {primary} test ratings, models with predict_ratings; 'users' counts rating pairs.")
+    excluded = ", ".join(sorted(comparison.excluded_from_winner)) or "none"
+    for split in c.fitted_splits():
+        best = comparison.winner(split)
+        if best is not None:
+            score = comparison.models[best].splits[split].validation.ndcg
+            lines.append(f"Validation winner ({split}, excluding {excluded}): {best} (NDCG@{k} {score:.4f})")
+    return "\n".join(lines)
+
+
+def _short(split: str) -> str:
+    return {"temporal": "temporal", "leave-last-out": "LLO"}[split]
+
+
+def _cell(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _part(split: str, attribute: str) -> Callable[[ModelResult], Any]:
+    """Reads one part (validation, test, sampled, rating) of a model's fit on `split`, None if absent."""
+    return lambda r: getattr(r.splits[split], attribute) if split in r.splits else None
+
+
+def _cold(r: ModelResult) -> Metrics | None:
+    return r.cold.metrics if r.cold is not None else None
+
+
+def _model_dict(r: ModelResult) -> dict[str, Any]:
+    out: dict[str, Any] = {"config": r.config}
+    for split, s in r.splits.items():
+        part: dict[str, Any] = {"validation": s.validation.as_dict(), "train_seconds": s.train_seconds}
+        if s.test is not None:
+            part["test"] = s.test.as_dict()
+        if s.sampled is not None:
+            part["sampled"] = s.sampled.as_dict()
+        if s.rating is not None:
+            part["rating"] = dataclasses.asdict(s.rating)
+        out[split] = part
+    if r.cold is not None:
+        out["cold"] = {**r.cold.metrics.as_dict(), "cold_items": len(r.cold.cold_items),
+                       "test_interactions": r.cold.n_test_interactions, "train_seconds": r.cold.train_seconds}
+    if r.tuning is not None:
+        out["tuning"] = {"best": r.tuning.best_config, "val_ndcg": r.tuning.best_score, "table": r.tuning.table}
+    return out
+
+
+__all__ = [
+    "Comparison",
+    "ComparisonConfig",
+    "ModelResult",
+    "PROTOCOLS",
+    "RATING_ONLY",
+    "SPLITS",
+    "SplitResult",
+    "compare_models",
+    "format_comparison",
+]
