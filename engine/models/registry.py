@@ -51,8 +51,4 @@ def create_model(name: str, **overrides: Any) -> Recommender:
 def _import_all() -> None:
     """Import every model module so each registers itself."""
     for module in _MODULES:
-        try:
-            importlib.import_module(f"{__package__}.{module}")
-        except ModuleNotFoundError as exc:  # TEMPORARY while modules are being written
-            if exc.name != f"{__package__}.{module}":
-                raise
+        importlib.import_module(f"{__package__}.{module}")
