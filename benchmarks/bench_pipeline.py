@@ -104,8 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"torch threads {torch.get_num_threads()}, batch {batch}, decode workers {workers}")
     print(f"{'catalog':<14} {'items':>6} {'method':<10} {'items/s':>9} {'vs ceiling':>11}")
     for name, catalog in (("sample", sample), ("large photos", photos)):
-        pipeline(Catalog(catalog.frame.head(batch), base_dir=catalog.base_dir), enc, batch, 0)  # warm-up
-        top = ceiling(catalog, enc, batch)
+        head = Catalog(catalog.frame.head(2 * batch), base_dir=catalog.base_dir)
+        pipeline(head, enc, batch, 0)  # warm-up: first-call allocations and kernel selection
+        ceiling(head, enc, batch)
+        top = max(ceiling(catalog, enc, batch) for _ in range(2))  # best of two: a fair ceiling
         rows = [("ceiling", top), ("pipeline", pipeline(catalog, enc, batch, workers)),
                 ("pipeline-0", pipeline(catalog, enc, batch, 0)), ("naive", naive(catalog, enc))]
         for method, rate in rows:

@@ -27,7 +27,9 @@ class EncoderConfig:
     text: str | None = "minilm-l6"
     image_weights: str | None = None
     device: str = "auto"
-    batch_size: int = 32
+    # On a 2-core CPU EfficientNet-Lite0 runs 66 images/s at batch 4 and 43 at batch 32
+    # (depthwise convolutions fall out of cache); raise it on a GPU.
+    batch_size: int = 4
     num_workers: int = 1
 
 
