@@ -27,7 +27,6 @@ class's co-occurrence fold-in.
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -37,10 +36,9 @@ from torch import nn
 
 from ..data import InteractionData
 from ..errors import InvalidArgumentError
-from ..rating_eval import rmse
 from .base import ModelConfig, Recommender, seed_everything
 from .registry import register
-from .training import EarlyStopping, known_users_only, progress, validation_ndcg
+from .training import fit_epochs, known_users_only
 
 STOP_METRICS = ("rmse", "ndcg")
 
@@ -180,29 +178,9 @@ class BiasedMF(Recommender):
         self._rated_items = np.unique(train.items)
         if validation is not None:
             validation = known_users_only(validation, train)
-        stopper = EarlyStopping(cfg.patience)
-        bar = progress(range(cfg.epochs), desc="biasedmf", enabled=cfg.show_progress)
-        self.epochs_trained, train_seconds = 0, 0.0
-        for _ in bar:
-            start = time.perf_counter()
-            loss = self._train_epoch(optimizer, users, items, ratings, rated_keys, rng)
-            train_seconds += time.perf_counter() - start
-            self.epochs_trained += 1
-            if validation is None or len(validation) == 0:
-                if cfg.show_progress:
-                    bar.set_postfix(loss=f"{loss:.4f}")
-                continue
-            if cfg.stop_on == "rmse":
-                metric = -rmse(self, validation)
-            else:
-                metric = validation_ndcg(lambda rows: self._score_users(rows, None), train, validation)
-            if cfg.show_progress:
-                bar.set_postfix(loss=f"{loss:.4f}", **{cfg.stop_on: f"{abs(metric):.4f}"})
-            if stopper.step(metric, self.network.state_dict):
-                break
-        self.seconds_per_epoch = train_seconds / max(self.epochs_trained, 1)
-        if stopper.best_state is not None:
-            self.network.load_state_dict(stopper.best_state)
+        fit_epochs(
+            self, train, validation, lambda _: self._train_epoch(optimizer, users, items, ratings, rated_keys, rng)
+        )
         return self
 
     def _train_epoch(

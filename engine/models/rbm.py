@@ -36,7 +36,6 @@ probabilities: an all-"not rated" visible layer is far from anything the
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -47,10 +46,9 @@ from torch import nn
 
 from ..data import InteractionData
 from ..errors import InvalidArgumentError, NotFittedError
-from ..rating_eval import rmse
 from .base import ModelConfig, Recommender, seed_everything
 from .registry import register
-from .training import EarlyStopping, known_users_only, progress, validation_ndcg
+from .training import fit_epochs, known_users_only
 
 VISIBLE_LAYERS = ("all", "rated")
 STOP_METRICS = ("ndcg", "rmse")
@@ -259,30 +257,13 @@ class RBM(Recommender):
         if validation is not None:
             validation = known_users_only(validation, train)
         velocity = [torch.zeros_like(p) for p in self.network.parameters()]
-        stopper = EarlyStopping(cfg.patience)
-        bar = progress(range(cfg.epochs), desc="rbm", enabled=cfg.show_progress)
-        self.epochs_trained, train_seconds = 0, 0.0
-        for epoch in bar:
-            start = time.perf_counter()
+
+        def run_epoch(epoch: int) -> float:
             error = self._train_epoch(users, rng, velocity, epoch)
-            self._mean_hidden = None
-            train_seconds += time.perf_counter() - start
-            self.epochs_trained += 1
-            if validation is None or len(validation) == 0:
-                if cfg.show_progress:
-                    bar.set_postfix(recon=f"{error:.4f}")
-                continue
-            if cfg.stop_on == "rmse":
-                metric = -rmse(self, validation)
-            else:
-                metric = validation_ndcg(lambda rows: self._score_users(rows, None), train, validation)
-            if cfg.show_progress:
-                bar.set_postfix(recon=f"{error:.4f}", **{cfg.stop_on: f"{abs(metric):.4f}"})
-            if stopper.step(metric, self.network.state_dict):
-                break
-        self.seconds_per_epoch = train_seconds / max(self.epochs_trained, 1)
-        if stopper.best_state is not None:
-            self.network.load_state_dict(stopper.best_state)
+            self._mean_hidden = None  # cached average hidden state is stale after an update
+            return error
+
+        fit_epochs(self, train, validation, run_epoch, loss_label="recon")
         self._mean_hidden = None
         return self
 

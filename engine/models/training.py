@@ -93,3 +93,46 @@ def known_users_only(validation: InteractionData, train: InteractionData) -> Int
     would swamp the signal early stopping needs from the users it personalises.
     """
     return validation.subset(np.isin(validation.users, train.active_users()))
+
+
+def fit_epochs(
+    model: Any,
+    train: InteractionData,
+    validation: InteractionData | None,
+    run_epoch: Callable[[int], float],
+    loss_label: str = "loss",
+) -> None:
+    """Run `run_epoch` up to `config.epochs` times, early-stopping on `config.stop_on` and keeping the best weights.
+
+    For models with a torch `network` and a config with `epochs`, `patience`,
+    `show_progress` and `stop_on` ("ndcg": validation NDCG@10, or "rmse"). Sets
+    `model.epochs_trained` and `model.seconds_per_epoch`.
+    """
+    import time
+
+    from ..rating_eval import rmse
+
+    cfg = model.config
+    stopper = EarlyStopping(cfg.patience)
+    bar = progress(range(cfg.epochs), desc=model.name, enabled=cfg.show_progress)
+    model.epochs_trained, train_seconds = 0, 0.0
+    for epoch in bar:
+        start = time.perf_counter()
+        loss = run_epoch(epoch)
+        train_seconds += time.perf_counter() - start
+        model.epochs_trained += 1
+        if validation is None or len(validation) == 0:
+            if cfg.show_progress:
+                bar.set_postfix(**{loss_label: f"{loss:.4f}"})
+            continue
+        if cfg.stop_on == "rmse":
+            metric = -rmse(model, validation)
+        else:
+            metric = validation_ndcg(lambda rows: model._score_users(rows, None), train, validation)
+        if cfg.show_progress:
+            bar.set_postfix(**{loss_label: f"{loss:.4f}", cfg.stop_on: f"{abs(metric):.4f}"})
+        if stopper.step(metric, model.network.state_dict):
+            break
+    model.seconds_per_epoch = train_seconds / max(model.epochs_trained, 1)
+    if stopper.best_state is not None:
+        model.network.load_state_dict(stopper.best_state)
