@@ -76,11 +76,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'similar':<10} {n:>8,} {'exact flat':<22} {np.median(t_exact)*1e3:>8.2f} {np.percentile(t_exact, 99)*1e3:>8.2f} {1.0:>10.3f} {1.0:>13.2f}")
         print(f"{'similar':<10} {n:>8,} {'auto: ' + str(kind):<22} {np.median(t_auto)*1e3:>8.2f} {np.percentile(t_auto, 99)*1e3:>8.2f} {recall:>10.3f} {np.median(t_auto)/np.median(t_exact):>13.2f}")
         if n == sizes[-1] and not args.quick:
-            bench_recommend(picked, rng, n_q)
+            bench_recommend(picked, vectors, rng, n_q)
     return 0
 
 
-def bench_recommend(engine: Engine, rng: np.random.Generator, n_q: int) -> None:
+def bench_recommend(engine: Engine, vectors: np.ndarray, rng: np.random.Generator, n_q: int) -> None:
     n = len(engine.index)
     users, per_user = 2000, 20
     items = np.minimum(rng.zipf(1.3, users * per_user) - 1, n - 1)
@@ -92,12 +92,50 @@ def bench_recommend(engine: Engine, rng: np.random.Generator, n_q: int) -> None:
     engine.fit(Interactions(log), epochs=2, show_progress=False)
     fit_s = time.perf_counter() - start
     who = [f"u{i}" for i in rng.choice(users, n_q)]
+    shortlist_recall(engine, who)
+    candidate_searches(engine, vectors, rng)
     for model_candidates in (engine.config.recommend.model_candidates, 0):
         engine.config = replace(engine.config, recommend=replace(engine.config.recommend, model_candidates=model_candidates))
         _, t = timed(who, lambda u: engine.recommend(u, k=10))
         label = f"{model}, +{model_candidates} model"
         print(f"{'recommend':<10} {n:>8,} {label:<22} {np.median(t)*1e3:>8.2f} {np.percentile(t, 99)*1e3:>8.2f} {'':>10} {'':>13}")
     print(f"(recommend: {engine.config.recommend.n_candidates} content candidates; fit of 2 epochs took {fit_s:.0f} s)")
+
+
+def candidate_searches(engine: Engine, vectors: np.ndarray, rng: np.random.Generator, n_requests: int = 100) -> None:
+    """Content-candidate search (10 history items x 20 neighbours) by HNSW over-fetch factor."""
+    per_item = 20
+    requests = [rng.choice(len(vectors), 10, replace=False) for _ in range(n_requests)]
+    for factor in (engine.config.recommend.candidate_rerank_factor, engine.config.index.rerank_factor):
+        engine.index.search(vectors[requests[0]], per_item, rerank_factor=factor)  # warm-up
+        answers, seconds = timed(requests, lambda rows: engine.index.search(vectors[rows], per_item, rerank_factor=factor)[1])
+        # Exact answers afterwards: BLAS threads left spinning by a matmul would slow the timed searches.
+        found = []
+        for rows, got in zip(requests, answers):
+            exact = np.argsort(-(vectors[rows] @ vectors.T), axis=1)[:, :per_item]
+            found += [len(set(a) & {f"item-{j}" for j in b}) / per_item for a, b in zip(got.tolist(), exact)]
+        print(f"(content candidates, over-fetch {factor}x: {np.median(seconds)*1e3:.2f} ms p50 for 10 searches, "
+              f"{np.mean(found):.3f} of the exact {per_item} neighbours)")
+
+
+def shortlist_recall(engine: Engine, who: list[str]) -> None:
+    """How many of the model's exact top items (scoring every item) its `top_items` finds."""
+    personaliser = engine.personaliser
+    model, n = personaliser.model, engine.config.recommend.model_candidates
+    if n <= 0:
+        return
+    found, t_short, t_exact = [], [], []
+    for user in who[:50]:
+        row = personaliser._user_rows[user]
+        start = time.perf_counter()
+        short = model.top_items(user=row, n=n)
+        t_short.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        exact = np.argsort(-model.score([row])[0], kind="stable")[:n]
+        t_exact.append(time.perf_counter() - start)
+        found.append(len(set(short.tolist()) & set(exact.tolist())) / n)
+    print(f"(model top {n} items: top_items finds {np.mean(found):.3f} of the exact top {n} in "
+          f"{np.median(t_short)*1e3:.2f} ms p50, against {np.median(t_exact)*1e3:.2f} ms for scoring every item)")
 
 
 if __name__ == "__main__":

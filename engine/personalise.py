@@ -29,6 +29,7 @@ from .config import RecommendConfig
 from .errors import InvalidArgumentError, NotFittedError, UnknownItemError, UnknownUserError, check_k
 from .filters import ItemFilter, as_filter
 from .interactions import Interactions
+from .metrics import top_k
 from .models.base import Recommender
 from .models.registry import create_model
 from .persistence import atomic_dir, read_manifest, write_manifest
@@ -130,12 +131,15 @@ class Personaliser:
         if self.model.scores_sessions and session_rows:
             # Session models read the whole, newest history, including events after training.
             scorer = lambda cand: self.model.score_history([session_rows], cand)[0]  # noqa: E731
+            best = lambda n: self.model.top_items(history=session_rows, n=n)  # noqa: E731
         elif known:
-            scorer = lambda rows: self.model.score([self._user_rows[user_id]], rows)[0]  # noqa: E731
+            row = self._user_rows[user_id]
+            scorer = lambda rows: self.model.score([row], rows)[0]  # noqa: E731
+            best = lambda n: self.model.top_items(user=row, n=n)  # noqa: E731
         else:
             return _to_matches(engine, _top(content, k), "content")
         pool = dict(content)
-        for item_id in self._model_top(scorer, engine, id_filter, config.model_candidates):
+        for item_id in self._model_top(scorer, best, engine, id_filter, config.model_candidates):
             pool.setdefault(item_id, (-np.inf, None))
         in_model = [i for i in pool if i in self._item_rows]
         scores = scorer(np.array([self._item_rows[i] for i in in_model], dtype=np.int64)) if in_model else []
@@ -156,20 +160,29 @@ class Personaliser:
             out = [(i, s, b if b is not None else because.get(i)) for i, s, b in chosen]
         return _to_matches(engine, out, self.model.name)
 
-    def _model_top(self, scorer: Any, engine: Engine, id_filter: Any, n: int) -> list[str]:
-        """The model's own best items that pass the filter."""
+    def _model_top(self, scorer: Any, best: Any, engine: Engine, id_filter: Any, n: int) -> list[str]:
+        """The model's own `n` best items that pass the filter and are in the index.
+
+        `best(m)` is the model's `top_items` (cheap for models with a shortlist); it is
+        asked for enough items to survive the filter. A filter that allows under a
+        quarter of the items, or that left fewer than `n`, has its items scored directly.
+        """
         if n <= 0:
             return []
-        scores = scorer(None)
-        order = np.argsort(-scores, kind="stable")
-        out = []
-        for row in order:
-            item_id = self.item_ids[row]
-            if _allowed(item_id, id_filter) and item_id in engine.index:
-                out.append(item_id)
-                if len(out) == n:
-                    break
-        return out
+        allowed = lambda i: _allowed(i, id_filter) and i in engine.index  # noqa: E731
+        n_items = len(self.item_ids)
+        share = 1.0 if id_filter.include is None else len(id_filter.include) / max(n_items, 1)
+        if share >= 0.25:
+            fetch = min(n_items, int(np.ceil((n + len(id_filter.exclude)) / share)))
+            out = [self.item_ids[r] for r in best(fetch) if allowed(self.item_ids[r])][:n]
+            if len(out) == n or fetch == n_items:
+                return out
+        pool = self.item_ids if id_filter.include is None else sorted(id_filter.include)  # sorted: repeatable ties
+        ids = [i for i in pool if i in self._item_rows and allowed(i)]
+        if not ids:
+            return []
+        scores = scorer(np.array([self._item_rows[i] for i in ids], dtype=np.int64))
+        return [ids[j] for j in top_k(np.asarray(scores, dtype=np.float32)[None, :], n)[0]]
 
     def _popular_items(self, engine: Engine, k: int, id_filter: Any) -> list[Match]:
         picked = [i for i in self._popular if _allowed(i, id_filter) and i in engine.index][:k]
@@ -206,7 +219,9 @@ def content_candidates(
     if not recent:
         return {}
     per_item = max(10, config.n_candidates // len(recent))
-    scores, ids = engine.index.search(engine.index.vectors(recent), per_item, id_filter)
+    scores, ids = engine.index.search(
+        engine.index.vectors(recent), per_item, id_filter, rerank_factor=config.candidate_rerank_factor
+    )
     out: dict[str, tuple[float, str | None]] = {}
     for j, (srow, irow) in enumerate(zip(scores, ids)):
         weight = config.recency_decay**j

@@ -90,7 +90,7 @@ class VectorIndex(ABC):
             self._remove(id_list)
 
     def search(
-        self, queries: np.ndarray, k: int, filter: IdFilter | None = None
+        self, queries: np.ndarray, k: int, filter: IdFilter | None = None, rerank_factor: int | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Return the `k` items of highest inner product with each query, best first.
 
@@ -98,6 +98,8 @@ class VectorIndex(ABC):
             queries: (n_queries, dim), or (dim,) for one query.
             k: results per query; fewer come back when the filter allows fewer items.
             filter: ids to restrict to or leave out.
+            rerank_factor: for this search, the HNSW over-fetch (`IndexConfig.rerank_factor`);
+                lower is faster and less exact. None keeps the config's; exact indexes ignore it.
 
         Returns:
             scores: float32 (n_queries, k'), descending along each row.
@@ -110,8 +112,12 @@ class VectorIndex(ABC):
             >>> scores, ids = idx.search(query, k=10, filter=IdFilter(exclude=frozenset({"a"})))  # doctest: +SKIP
         """
         check_k(k)
+        if rerank_factor is not None and (
+            isinstance(rerank_factor, bool) or not isinstance(rerank_factor, int) or rerank_factor < 1
+        ):
+            raise InvalidArgumentError(f"rerank_factor must be a positive integer or None, got {rerank_factor!r}")
         matrix = check_queries(queries, self.dim)
-        return self._search(matrix, k, filter or IdFilter())
+        return self._search(matrix, k, filter or IdFilter(), rerank_factor)
 
     def vectors(self, ids: Sequence[str]) -> np.ndarray:
         """Return the stored float32 vectors of `ids`, shape (len(ids), dim).
@@ -173,7 +179,9 @@ class VectorIndex(ABC):
         """Drop known, distinct items."""
 
     @abstractmethod
-    def _search(self, queries: np.ndarray, k: int, filter: IdFilter) -> tuple[np.ndarray, np.ndarray]:
+    def _search(
+        self, queries: np.ndarray, k: int, filter: IdFilter, rerank_factor: int | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Search with validated float32 (n, dim) queries."""
 
     @abstractmethod

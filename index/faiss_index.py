@@ -126,7 +126,9 @@ class FaissIndex(VectorIndex):
         self._faiss = structures.build(self._structure, self._store.matrix, self.config)
         self._trained_rows = self._store.n_rows
 
-    def _search(self, queries: np.ndarray, k: int, filter: IdFilter) -> tuple[np.ndarray, np.ndarray]:
+    def _search(
+        self, queries: np.ndarray, k: int, filter: IdFilter, rerank_factor: int | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         allowed = resolve(self._store, filter)
         k = min(k, allowed.count)
         if k == 0 or self._faiss is None:
@@ -137,14 +139,16 @@ class FaissIndex(VectorIndex):
                 params = structures.search_params(structures.FLAT, allowed.selector(), k)
                 scores, labels = self._faiss.search(queries, k, params=params)
             else:
-                scores, labels = self._search_hnsw(queries, k, allowed)
+                scores, labels = self._search_hnsw(queries, k, allowed, rerank_factor or self.config.rerank_factor)
         row_ids = self._store.row_ids
         ids = np.array([row_ids[label] for label in labels.ravel()], dtype=object).reshape(labels.shape)
         return scores.astype(np.float32, copy=False), ids
 
-    def _search_hnsw(self, queries: np.ndarray, k: int, allowed: Allowed) -> tuple[np.ndarray, np.ndarray]:
+    def _search_hnsw(
+        self, queries: np.ndarray, k: int, allowed: Allowed, rerank_factor: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         """HNSW candidates re-ranked exactly, or an exact scan for restrictive filters."""
-        n_candidates = min(allowed.count, k * self.config.rerank_factor)
+        n_candidates = min(allowed.count, k * rerank_factor)
         selectivity = allowed.count / self._store.n_rows
         beam = structures.hnsw_beam(n_candidates, selectivity, self.config)
         if allowed.count <= self.config.exact_filter_rows or beam >= allowed.count:

@@ -59,7 +59,9 @@ class NumpyIndex(VectorIndex):
         self._ids = [item for item in self._ids if item not in gone]
         self._rows = {item: row for row, item in enumerate(self._ids)}
 
-    def _search(self, queries: np.ndarray, k: int, filter: IdFilter) -> tuple[np.ndarray, np.ndarray]:
+    def _search(
+        self, queries: np.ndarray, k: int, filter: IdFilter, rerank_factor: int | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         allowed = self._allowed_rows(filter)
         scores = queries @ self._matrix[allowed].T
         cols, best = top_k(scores, k)

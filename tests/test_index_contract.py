@@ -72,6 +72,18 @@ def test_matches_exact_reference(index: VectorIndex, data: tuple[list[str], np.n
     np.testing.assert_allclose(scores, ref_scores, atol=1e-5)
 
 
+def test_rerank_factor_per_search(index: VectorIndex, data: tuple[list[str], np.ndarray]) -> None:
+    queries = clustered(20, DIM, seed=1)
+    _, ref_ids = reference(data).search(queries, k=10)
+    scores, found = index.search(queries, k=10, rerank_factor=1)  # no over-fetch: fastest, least exact
+    assert found.shape == (20, 10) and (np.diff(scores, axis=1) <= 1e-6).all()
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found.tolist(), ref_ids.tolist())])
+    assert recall >= 0.8
+    for bad in (0, 2.5, True):
+        with pytest.raises(InvalidArgumentError, match=f"rerank_factor must be a positive integer or None, got {bad!r}"):
+            index.search(queries, k=3, rerank_factor=bad)  # type: ignore[arg-type]
+
+
 def test_one_dimensional_query_and_k_larger_than_size(index: VectorIndex, data: tuple[list[str], np.ndarray]) -> None:
     scores, found = index.search(data[1][0], k=10 * N)
     assert scores.shape == found.shape == (1, N)

@@ -143,3 +143,46 @@ def test_fit_is_seeded() -> None:
 def test_unknown_model_lists_valid_names() -> None:
     with pytest.raises(UnknownComponentError, match="unknown model 'sasrek'; valid names: als, biasedmf, bprmf"):
         create_model("sasrek")
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_top_items_are_the_best_scored_items(name: str, fitted) -> None:
+    model, _ = fitted[name]
+    for user in (3, 25):
+        scores = model.score([user])[0]
+        top = model.top_items(user=user, n=5)
+        assert len(set(top.tolist())) == 5
+        # The same items as sorting all scores (ties may swap places, so compare scores).
+        np.testing.assert_allclose(scores[top], np.sort(scores)[::-1][:5], rtol=1e-5, atol=1e-6)
+    history_scores = model.score_history([[0, 1, 2]])[0]
+    top = model.top_items(history=[0, 1, 2], n=4)
+    np.testing.assert_allclose(history_scores[top], np.sort(history_scores)[::-1][:4], rtol=1e-5, atol=1e-6)
+    assert len(model.top_items(user=0, n=1000)) == N_ITEMS
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"n": 3}, "exactly one of user= and history="),
+        ({"user": 0, "history": [1], "n": 3}, "exactly one of user= and history="),
+        ({"user": 0, "n": 0}, "n must be a positive integer, got 0"),
+        ({"user": 40, "n": 3}, r"user rows must lie in \[0, 40\), got \[40\]"),
+        ({"history": [30], "n": 3}, r"history item rows must lie in \[0, 30\), got \[30\]"),
+    ],
+)
+def test_top_items_bad_input_is_named(kwargs: dict, message: str, fitted) -> None:
+    model, _ = fitted["als"]
+    with pytest.raises(InvalidArgumentError, match=message):
+        model.top_items(**kwargs)
+
+
+def test_neumf_shortlist_is_rescored_exactly(fitted, monkeypatch: pytest.MonkeyPatch) -> None:
+    model, _ = fitted["neumf"]
+    monkeypatch.setattr(model, "shortlist_factor", 2)  # shortlist 2 * 5 = 10 of 30 items
+    for kwargs in ({"user": 3}, {"history": [0, 1, 2]}):
+        top = model.top_items(n=5, **kwargs)
+        scores = model.score([3])[0] if "user" in kwargs else model.score_history([[0, 1, 2]])[0]
+        assert len(set(top.tolist())) == 5
+        assert np.all(np.diff(scores[top]) <= 1e-6), "shortlisted items come back in exact-score order"
+        # The planted user and history like items 0-14: the shortlist finds unseen ones of them.
+        assert np.mean(top < HALF) >= 0.8

@@ -10,8 +10,10 @@ import pytest
 
 from conftest import fake_config
 from engine import Catalog, Engine, Interactions
-from engine.errors import InteractionsError, NotFittedError, UnknownItemError, UnknownUserError
+from engine.config import RecommendConfig
+from engine.errors import InvalidArgumentError, InteractionsError, NotFittedError, UnknownItemError, UnknownUserError
 from engine.filters import ItemFilter
+from index.base import IdFilter
 
 TINY = {
     "itemknn": {},
@@ -101,3 +103,42 @@ def test_bad_input_is_named(engine: Engine) -> None:
     engine.fit(Interactions(frame), model="itemknn", on_unknown="drop", show_progress=False)
     with pytest.raises(UnknownItemError, match=r"history item 'sku-9' is not in the catalog \(10 items\)"):
         engine.recommend(history=["sku-9"])
+
+
+@pytest.mark.parametrize(
+    "id_filter",
+    [
+        IdFilter(),
+        IdFilter(exclude=frozenset({"fruit-1", "tool-0"})),
+        IdFilter(include=frozenset(f"tool-{i}" for i in range(5)), exclude=frozenset({"tool-2"})),  # half the items
+        IdFilter(include=frozenset({"fruit-3"})),  # a tenth: scored directly
+        IdFilter(include=frozenset()),
+    ],
+)
+def test_model_candidates_are_the_models_best_allowed_items(engine: Engine, id_filter: IdFilter) -> None:
+    engine.fit(toy_log(), model="itemknn", show_progress=False)
+    p = engine.personaliser
+    row = p._user_rows["u1"]
+    scorer = lambda rows: p.model.score([row], rows)[0]  # noqa: E731
+    best = lambda n: p.model.top_items(user=row, n=n)  # noqa: E731
+    picked = p._model_top(scorer, best, engine, id_filter, 3)
+    allowed = [i for i in p.item_ids if (id_filter.include is None or i in id_filter.include) and i not in id_filter.exclude]
+    scores = dict(zip(p.item_ids, p.model.score([row])[0]))
+    expected = sorted(allowed, key=lambda i: -scores[i])[:3]
+    assert len(picked) == len(expected)
+    assert [scores[i] for i in picked] == pytest.approx([scores[i] for i in expected])
+    assert set(picked) <= set(allowed)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("n_candidates", 0, "RecommendConfig.n_candidates must be an integer >= 1, got 0"),
+        ("model_candidates", -1, "RecommendConfig.model_candidates must be an integer >= 0, got -1"),
+        ("candidate_rerank_factor", 1.5, "RecommendConfig.candidate_rerank_factor must be an integer >= 1, got 1.5"),
+        ("recency_decay", 0.0, r"RecommendConfig.recency_decay must lie in \(0, 1\], got 0.0"),
+    ],
+)
+def test_recommend_config_errors(field: str, value: object, message: str) -> None:
+    with pytest.raises(InvalidArgumentError, match=message):
+        RecommendConfig(**{field: value})

@@ -21,6 +21,7 @@ from safetensors.numpy import load_file, save_file
 
 from ..data import InteractionData
 from ..errors import InvalidArgumentError, NotFittedError
+from ..metrics import top_k
 from ..persistence import atomic_dir, read_manifest, write_manifest
 
 WEIGHTS = "weights.safetensors"
@@ -97,9 +98,7 @@ class Recommender(ABC):
     def score(self, users: Sequence[int] | np.ndarray, items: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
         """Scores (len(users), n_items), or (len(users), len(items)) for a candidate list; higher is better."""
         self._check_fitted()
-        users = np.asarray(users, dtype=np.int64)
-        if users.size and (users.min() < 0 or users.max() >= self.n_users):
-            raise InvalidArgumentError(f"user rows must lie in [0, {self.n_users}), got {users.tolist()[:5]}")
+        users = self._check_users(users)
         item_rows = self._check_items(items)
         scores = self._score_users(users, item_rows)
         return np.asarray(scores, dtype=np.float32)
@@ -109,12 +108,34 @@ class Recommender(ABC):
     ) -> np.ndarray:
         """Scores for anonymous visitors given their item rows, oldest first."""
         self._check_fitted()
-        hist = [np.asarray(h, dtype=np.int64) for h in histories]
-        for h in hist:
-            if h.size and (h.min() < 0 or h.max() >= self.n_items):
-                raise InvalidArgumentError(f"history item rows must lie in [0, {self.n_items}), got {h.tolist()[:5]}")
+        hist = self._check_histories(histories)
         item_rows = self._check_items(items)
         return np.asarray(self._score_histories(hist, item_rows), dtype=np.float32)
+
+    def top_items(self, user: int | None = None, history: Sequence[int] | None = None, n: int = 100) -> np.ndarray:
+        """Rows of the `n` best-scored items for one known user row or one anonymous history, best first.
+
+        The engine's candidate generation calls this. The default scores every item;
+        a model with a cheaper way to find its best items overrides `_top_items`.
+
+        Example:
+            >>> model.top_items(user=3, n=5)  # doctest: +SKIP
+            array([17,  4, 40,  2, 11])
+        """
+        if (user is None) == (history is None):
+            raise InvalidArgumentError("top_items needs exactly one of user= and history=")
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
+            raise InvalidArgumentError(f"n must be a positive integer, got {n!r}")
+        self._check_fitted()
+        n = min(int(n), self.n_items)
+        if user is not None:
+            return self._top_items(self._check_users([user]), None, n)
+        return self._top_items(None, self._check_histories([history]), n)
+
+    def _top_items(self, user: np.ndarray | None, history: list[np.ndarray] | None, n: int) -> np.ndarray:
+        """`top_items` for a checked user row (1-element array) or history; scores every item."""
+        scores = self._score_users(user, None) if user is not None else self._score_histories(history or [], None)
+        return top_k(np.asarray(scores, dtype=np.float32), n)[0]
 
     @abstractmethod
     def _score_users(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
@@ -127,6 +148,19 @@ class Recommender(ABC):
         cooc = (x @ self.train_matrix.T) @ self.train_matrix  # visitors x items
         scores = np.asarray(cooc.todense(), dtype=np.float32)
         return scores if items is None else scores[:, items]
+
+    def _check_users(self, users: Sequence[int] | np.ndarray) -> np.ndarray:
+        rows = np.asarray(users, dtype=np.int64)
+        if rows.size and (rows.min() < 0 or rows.max() >= self.n_users):
+            raise InvalidArgumentError(f"user rows must lie in [0, {self.n_users}), got {rows.tolist()[:5]}")
+        return rows
+
+    def _check_histories(self, histories: Sequence[Sequence[int]]) -> list[np.ndarray]:
+        hist = [np.asarray(h, dtype=np.int64) for h in histories]
+        for h in hist:
+            if h.size and (h.min() < 0 or h.max() >= self.n_items):
+                raise InvalidArgumentError(f"history item rows must lie in [0, {self.n_items}), got {h.tolist()[:5]}")
+        return hist
 
     def _check_items(self, items: Sequence[int] | np.ndarray | None) -> np.ndarray | None:
         if items is None:
