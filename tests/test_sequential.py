@@ -18,7 +18,7 @@ from engine.errors import InvalidArgumentError
 from engine.models import create_model
 from engine.models.gru4rec import GRU4Rec
 from engine.models.sasrec import SASRec
-from engine.models.sequential import SequentialRecommender
+from engine.models.sequential import NextItemLoss, SequentialRecommender
 
 N_ITEMS = 20
 
@@ -27,6 +27,9 @@ TINY = {
     "sasrec": {"dim": 16, "num_heads": 2, "num_layers": 1, "max_len": 8, "batch_size": 8, "lr": 0.01,
                "epochs": 25, "dropout": 0.0},
 }  # fmt: skip
+# The same models trained with sampled softmax (forced on this small catalog), 8 shared negatives.
+SAMPLED = {"full_softmax_below": 1, "sampled_negatives": 8}
+CONFIGS = {**TINY, **{f"{name}-sampled": {**TINY[name], **SAMPLED} for name in TINY}}
 
 
 def successor(item: int) -> int:
@@ -49,12 +52,13 @@ def cycles(n_users: int = 40, seed: int = 0) -> tuple[InteractionData, Interacti
     return data.subset(~last), data.subset(last)
 
 
-@pytest.fixture(scope="module", params=["gru4rec", "sasrec"])
+@pytest.fixture(scope="module", params=sorted(CONFIGS))
 def fitted(request: pytest.FixtureRequest) -> SequentialRecommender:
     torch.set_num_threads(1)
     # No validation: its items repeat the training walk, so full-catalogue masking would blank them.
     train, _ = cycles()
-    return create_model(request.param, show_progress=False, **TINY[request.param]).fit(train)
+    name = request.param.removesuffix("-sampled")
+    return create_model(name, show_progress=False, **CONFIGS[request.param]).fit(train)
 
 
 def test_learns_the_order_of_items(fitted: SequentialRecommender) -> None:
@@ -147,8 +151,34 @@ def test_gru4rec_trains_when_slots_outnumber_sequences() -> None:
         ("sasrec", {"dropout": 1.0}, "dropout"),
         ("gru4rec", {"hidden_dim": -4}, "hidden_dim"),
         ("gru4rec", {"lr": 0.0}, "lr"),
+        ("gru4rec", {"sampled_negatives": 0}, "GRU4Rec sampled_negatives must be a positive integer, got 0"),
+        ("sasrec", {"full_softmax_below": -1}, "SASRec full_softmax_below must be a positive integer, got -1"),
+        ("sasrec", {"sample_alpha": 1.5}, r"SASRec sample_alpha must lie in \[0, 1\], got 1.5"),
     ],
 )
 def test_bad_config_is_rejected(name: str, overrides: dict, message: str) -> None:
     with pytest.raises(InvalidArgumentError, match=message):
         create_model(name, **overrides)
+
+
+def test_sampled_softmax_masks_repeated_targets_but_not_labels() -> None:
+    counts = np.array([50.0, 1.0, 1.0, 1.0, 1.0])
+    config = GRU4Rec.config_class(full_softmax_below=1, sampled_negatives=4, sample_alpha=1.0)
+    loss = NextItemLoss(counts, config, np.random.default_rng(0))
+    assert loss.sampled
+    states = torch.randn(3, 4, requires_grad=True)
+    weight = torch.randn(5, 4, requires_grad=True)
+    targets = torch.tensor([0, 0, 2])  # rows 0 and 1 share their target: neither is the other's negative
+    value = loss(states, targets, weight)
+    assert torch.isfinite(value)
+    value.backward()
+    assert torch.isfinite(states.grad).all() and weight.grad[0].abs().sum() > 0
+
+
+def test_full_softmax_below_the_threshold_is_plain_cross_entropy() -> None:
+    config = GRU4Rec.config_class()  # 20,000-item threshold
+    loss = NextItemLoss(np.ones(6), config, np.random.default_rng(0))
+    states, weight, targets = torch.randn(3, 4), torch.randn(6, 4), torch.tensor([1, 5, 0])
+    assert not loss.sampled
+    expected = torch.nn.functional.cross_entropy(states @ weight.T, targets)
+    assert torch.allclose(loss(states, targets, weight), expected)

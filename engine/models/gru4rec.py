@@ -7,9 +7,9 @@ Recommendations" (CIKM). Training uses session-parallel mini-batches: each of
 `batch_size` slots walks through one sequence an item at a time (input item
 t, target item t+1); when a sequence ends, the next one takes its slot and the
 slot's hidden state is reset to zero. The loss is cross-entropy over the full
-catalogue, which the 2018 paper approximates with sampled negatives only
-because its catalogues are large: for tens of thousands of items the exact
-softmax is cheap. As in the official code's `constrained_embedding`, the
+catalogue below `full_softmax_below` items (20k by default), where the exact
+softmax is cheap; above it, sampled softmax over the batch's targets plus
+popularity-sampled shared negatives, as in the 2018 paper. As in the official code's `constrained_embedding`, the
 input embedding of an item is its output embedding by default.
 
 Here a "session" is one user's items in time order.
@@ -55,6 +55,7 @@ class GRU4RecConfig(SequentialConfig):
     lr: float = 1e-3
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_positive("GRU4Rec", self, ("epochs", "hidden_dim", "num_layers", "batch_size"), ("lr",))
         check_fraction("GRU4Rec", self, ("dropout_embedding", "dropout_hidden"))
 
@@ -82,10 +83,10 @@ class GRU4RecNetwork(nn.Module):
         return torch.zeros(self.gru.num_layers, batch, self.gru.hidden_size)
 
     def step(self, items: torch.Tensor, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Read one item per slot; returns the next-item logits (batch, n_items) and the new state."""
+        """Read one item per slot; returns the top layer's output (batch, hidden_dim) and the new state."""
         x = self.dropout_embedding(self.item_embedding(items)).unsqueeze(1)
         out, hidden = self.gru(x, hidden)
-        return self.logits(out[:, 0]), hidden
+        return out[:, 0], hidden
 
     def encode(self, histories: list[torch.Tensor]) -> torch.Tensor:
         """The top layer's state after reading each (non-empty) history: (n, hidden_dim)."""
@@ -95,10 +96,14 @@ class GRU4RecNetwork(nn.Module):
         _, hidden = self.gru(packed)
         return hidden[-1]
 
+    def output_weights(self) -> torch.Tensor:
+        """(n_items, hidden_dim) output embeddings: the input ones when tied."""
+        out = self.output_embedding if self.output_embedding is not None else self.item_embedding
+        return out.weight
+
     def logits(self, state: torch.Tensor) -> torch.Tensor:
         """Scores of every item given the GRU output."""
-        out = self.output_embedding if self.output_embedding is not None else self.item_embedding
-        return self.dropout_hidden(state) @ out.weight.T + self.output_bias
+        return self.dropout_hidden(state) @ self.output_weights().T + self.output_bias
 
 
 @register
@@ -150,11 +155,13 @@ class GRU4Rec(SequentialRecommender):
         hidden = net.initial_state(n_slots)
         total, count = 0.0, 0
         while len(position):
-            logits, hidden = net.step(data[position], hidden)
+            state, hidden = net.step(data[position], hidden)
             targets = data[position + 1]
             # Divided by the full slot count, not the active one: once the batch shrinks at the end
             # of an epoch, a few long sequences would otherwise get full-size steps to themselves.
-            loss = nn.functional.cross_entropy(logits, targets, reduction="sum") / n_slots
+            states = net.dropout_hidden(state)
+            assert self.loss is not None
+            loss = self.loss(states, targets, net.output_weights(), net.output_bias, reduction="sum") / n_slots
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

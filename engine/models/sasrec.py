@@ -3,7 +3,8 @@
 Kang & McAuley 2018, "Self-Attentive Sequential Recommendation" (ICDM): item
 plus learned position embeddings, pre-norm Transformer blocks with a causal
 mask, and the item embedding reused as the output layer. Trained with
-cross-entropy over the full catalogue at every position, which Klenitskiy &
+cross-entropy over the full catalogue at every position (sampled softmax above
+`full_softmax_below` items, see `sequential.NextItemLoss`), which Klenitskiy &
 Vasilev 2023 ("Turning Dross Into Gold Loss: is BERT4Rec really better than
 SASRec?", RecSys) show beats the original one-negative binary loss.
 
@@ -57,6 +58,7 @@ class SASRecConfig(SequentialConfig):
     lr: float = 1e-3
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_positive(
             "SASRec", self, ("epochs", "dim", "num_heads", "num_layers", "max_len", "batch_size"), ("lr",)
         )
@@ -189,8 +191,8 @@ class SASRec(SequentialRecommender):
             hidden = self.network(inputs)
             # Only positions with a real target count; padding positions would teach nothing.
             real = targets != PAD
-            logits = self.network.logits(hidden[real])
-            loss = nn.functional.cross_entropy(logits, targets[real] - 1)
+            assert self.loss is not None
+            loss = self.loss(hidden[real], targets[real] - 1, self.network.item_embedding.weight[1:])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

@@ -46,17 +46,72 @@ def check_fraction(owner: str, config: ModelConfig, fields: tuple[str, ...]) -> 
 
 @dataclasses.dataclass(frozen=True)
 class SequentialConfig(ModelConfig):
-    """Optimiser settings every sequential model shares (Adam).
+    """Optimiser and loss settings every sequential model shares (Adam, next-item cross-entropy).
 
     Attributes:
         batch_size: sequences (SASRec) or parallel session slots (GRU4Rec) per step.
         lr: Adam step size.
         weight_decay: Adam L2 penalty.
+        full_softmax_below: catalogs with fewer items train with cross-entropy over every
+            item; larger ones with sampled softmax, since the exact loss costs a
+            (positions x items) score block per step.
+        sampled_negatives: shared negatives per step in sampled softmax, drawn with
+            probability proportional to count ** `sample_alpha`; the other targets of the
+            batch are negatives too, as in GRU4Rec (Hidasi & Karatzoglou 2018).
+        sample_alpha: popularity exponent of the negative sampler (0: uniform, 1: by count).
     """
 
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 0.0
+    full_softmax_below: int = 20_000
+    sampled_negatives: int = 2048
+    sample_alpha: float = 0.75
+
+    def __post_init__(self) -> None:
+        owner = type(self).__name__.removesuffix("Config")
+        check_positive(owner, self, ("full_softmax_below", "sampled_negatives"), ())
+        if isinstance(self.sample_alpha, bool) or not 0.0 <= self.sample_alpha <= 1.0:
+            raise InvalidArgumentError(f"{owner} sample_alpha must lie in [0, 1], got {self.sample_alpha!r}")
+
+
+class NextItemLoss:
+    """Cross-entropy of each true next item: over every item, or sampled softmax for big catalogs.
+
+    Sampled softmax (Jean et al. 2015) scores each state against the batch's targets plus
+    `sampled_negatives` popularity-sampled items, and subtracts the log sampling
+    probability from every column (the "logQ" correction of GRU4Rec's official code), so
+    that popular items are not over-penalised for being drawn often. A column holding a
+    row's own target item, other than its label, is masked out.
+    """
+
+    def __init__(self, counts: np.ndarray, config: SequentialConfig, rng: np.random.Generator) -> None:
+        self.n_items = len(counts)
+        self.sampled = self.n_items >= config.full_softmax_below
+        self.n_negatives = config.sampled_negatives
+        self.rng = rng
+        weights = np.maximum(counts.astype(np.float64), 1.0) ** config.sample_alpha
+        self.cdf = np.cumsum(weights / weights.sum())
+        self.log_q = torch.from_numpy(np.log(weights / weights.sum()).astype(np.float32))
+
+    def __call__(
+        self, states: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
+        reduction: str = "mean",
+    ) -> torch.Tensor:  # fmt: skip
+        """Loss of `states` (n, dim) predicting item rows `targets` (n,) with output embeddings `weight`."""
+        if not self.sampled:
+            logits = states @ weight.T + (bias if bias is not None else 0.0)
+            return nn.functional.cross_entropy(logits, targets, reduction=reduction)
+        drawn = np.searchsorted(self.cdf, self.rng.random(self.n_negatives), side="right")
+        columns = torch.cat([targets, torch.from_numpy(np.minimum(drawn, self.n_items - 1))])
+        logits = states @ weight[columns].T - self.log_q[columns]
+        if bias is not None:
+            logits = logits + bias[columns]
+        rows = torch.arange(len(targets))
+        clash = columns.unsqueeze(0) == targets.unsqueeze(1)
+        clash[rows, rows] = False
+        logits = logits.masked_fill(clash, float("-inf"))
+        return nn.functional.cross_entropy(logits, rows, reduction=reduction)
 
 
 class SequentialRecommender(Recommender):
@@ -86,6 +141,7 @@ class SequentialRecommender(Recommender):
         # Per epoch: {"loss", "seconds", and "ndcg@10" when validating}.
         self.training_log: list[dict[str, float]] = []
         self._popularity = np.zeros(0, dtype=np.float32)
+        self.loss: NextItemLoss | None = None  # set by fit
 
     # ----- hooks for subclasses -----------------------------------------------
     @abstractmethod
@@ -94,7 +150,7 @@ class SequentialRecommender(Recommender):
 
     @abstractmethod
     def _train_epoch(self, optimizer: torch.optim.Optimizer, rng: np.random.Generator) -> float:
-        """One pass over `self.sequences`; returns the mean training loss."""
+        """One pass over `self.sequences` with `self.loss`; returns the mean training loss."""
 
     @abstractmethod
     def _score_sequences(self, histories: list[np.ndarray]) -> np.ndarray:
@@ -124,6 +180,7 @@ class SequentialRecommender(Recommender):
         rng = np.random.default_rng(cfg.seed)
         self.sequences = train.sequences()
         self._popularity = train.item_counts().astype(np.float32)
+        self.loss = NextItemLoss(self._popularity, cfg, rng)
         self.network = self._build_network()
         optimizer = torch.optim.Adam(
             self.network.parameters(),
