@@ -73,6 +73,9 @@ class ComparisonConfig:
         cold_fraction: share of the items held out of training for cold start.
         cold_split: split the cold-start fit is made on.
         tune_budget: configurations tried per model on the primary split's validation (0: no tuning).
+        served_history: score test users as the engine serves them: models that read a
+            history get the train + validation events (`evaluation.scorer_for`). False: every
+            model scores from training alone. Validation scores are the same either way.
         seed: seeds the models, the negatives, the cold items and the tuning sample.
         jobs: worker processes, one torch thread each (1: everything in this process, torch's
             default threads). Same seeds either way; torch's float sums depend on the thread
@@ -86,6 +89,7 @@ class ComparisonConfig:
     cold_fraction: float = 0.2
     cold_split: str = "leave-last-out"
     tune_budget: int = 0
+    served_history: bool = True
     seed: int = 0
     jobs: int = 1
 
@@ -310,7 +314,8 @@ def _fit(
     if fit == "cold":
         log.info("%s: item cold start on the %s split", name, config.cold_split)
         return evaluate_cold_items(create_model(name, **model_config), split, item_features, k=config.k,
-                                   cold_fraction=config.cold_fraction, seed=config.seed)
+                                   cold_fraction=config.cold_fraction, seed=config.seed,
+                                   served=config.served_history)
     log.info("%s: fitting on the %s split", name, fit)
     return _evaluate_split(name, model_config, fit, split, config, item_features)
 
@@ -328,10 +333,12 @@ def _evaluate_split(
     # Validation plays the test's part, exactly as `tune` scores it.
     empty = split.train.subset(np.zeros(len(split.train), dtype=bool))
     validation = evaluate_full(model, Split(split.train, empty, split.validation), config.k)
-    test = evaluate_full(model, split, config.k) if "full" in config.protocols else None
+    served = config.served_history
+    test = evaluate_full(model, split, config.k, served=served) if "full" in config.protocols else None
     sampled = None
     if split_name == "leave-last-out" and "sampled" in config.protocols:
-        sampled = evaluate_sampled(model, split, config.k, n_negatives=config.n_negatives, seed=config.seed)
+        sampled = evaluate_sampled(model, split, config.k, n_negatives=config.n_negatives, seed=config.seed,
+                                   served=served)
     rating = None
     if "rmse" in config.protocols and isinstance(model, RatingPredictor):
         rating = rating_report(model, split.train, split.test)

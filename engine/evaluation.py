@@ -80,13 +80,14 @@ class Metrics:
         }
 
 
-def evaluate_full(model: Recommender, split: Split, k: int = 10) -> Metrics:
+def evaluate_full(model: Recommender, split: Split, k: int = 10, served: bool = True) -> Metrics:
     """Full-catalogue ranking of each test user's held-out items.
 
     Users need at least one train and one test interaction. Each user's train and
     validation items are masked (never recommended again); the relevant items are
     the user's test items, less any already masked (a re-consumed item cannot be
-    hit once seen items are masked; users left with none are skipped).
+    hit once seen items are masked; users left with none are skipped). `served`:
+    score users as the engine serves them (see `scorer_for`).
 
     Example:
         >>> evaluate_full(model, split, k=10).as_dict()["ndcg@10"]   # doctest: +SKIP
@@ -95,11 +96,27 @@ def evaluate_full(model: Recommender, split: Split, k: int = 10) -> Metrics:
     seen = split.seen().csr()
     relevant = _minus(split.test.csr(), seen)
     users = np.intersect1d(split.train.active_users(), _rows_with_entries(relevant))
-    return _rank_full(model, users, seen, relevant, k, "full")
+    return _rank_full(scorer_for(model, split, served), users, seen, relevant, k, "full")
+
+
+def scorer_for(model: Recommender, split: Split, served: bool = True) -> Callable[[np.ndarray], np.ndarray]:
+    """How test users are scored: a function of user rows -> (len(users), n_items) scores.
+
+    Served (the default) is how `Engine.recommend` serves a known user: a model that
+    reads a visitor's history (`scores_sessions`: the sequence models, the autoencoders,
+    the RBM) gets each user's train + validation events, oldest first, as SASRec's and
+    most next-item evaluations do; any other model scores from its trained user state,
+    which cannot take in events after training. Not served: every model scores from
+    training alone (sequence models then predict the test one step further ahead).
+    """
+    if not (served and model.scores_sessions and len(split.validation)):
+        return model.score
+    histories = split.seen().sequences()
+    return lambda users: model.score_history([histories[u] for u in users])
 
 
 def evaluate_sampled(
-    model: Recommender, split: Split, k: int = 10, n_negatives: int = 100, seed: int = 0
+    model: Recommender, split: Split, k: int = 10, n_negatives: int = 100, seed: int = 0, served: bool = True
 ) -> Metrics:
     """Leave-one-out with sampled negatives: rank each user's test item among `n_negatives` others.
 
@@ -131,9 +148,10 @@ def evaluate_sampled(
         candidates[r, 1 : 1 + len(chosen)] = chosen
     totals = np.zeros(4)
     shown: set[int] = set()
+    score = scorer_for(model, split, served)
     for start in range(0, len(users), _BATCH):
         batch = slice(start, start + _BATCH)
-        full = model.score(users[batch])
+        full = score(users[batch])
         cand = candidates[batch]
         scores = np.take_along_axis(full, np.maximum(cand, 0), axis=1)
         scores[cand < 0] = -np.inf  # a user with fewer free items than n_negatives
@@ -168,6 +186,7 @@ def evaluate_cold_items(
     k: int = 10,
     cold_fraction: float = 0.2,
     seed: int = 0,
+    served: bool = True,
 ) -> ColdStartResult:
     """Fit `model` without a random `cold_fraction` of the items, then rank those items' test interactions.
 
@@ -193,10 +212,11 @@ def evaluate_cold_items(
     start = time.perf_counter()
     model.fit(train, validation, item_features if model.uses_item_features else None)
     seconds = time.perf_counter() - start
-    seen = Split(train, validation, cold_test).seen().csr()
+    reduced = Split(train, validation, cold_test)
+    seen = reduced.seen().csr()
     relevant = cold_test.csr()
     users = np.intersect1d(train.active_users(), _rows_with_entries(relevant))
-    metrics = _rank_full(model, users, seen, relevant, k, "cold")
+    metrics = _rank_full(scorer_for(model, reduced, served), users, seen, relevant, k, "cold")
     return ColdStartResult(metrics, cold, len(cold_test), seconds)
 
 
@@ -376,14 +396,19 @@ def text_features(
 
 # ----- helpers --------------------------------------------------------------------
 def _rank_full(
-    model: Recommender, users: np.ndarray, seen: sp.csr_matrix, relevant: sp.csr_matrix, k: int, protocol: str
+    score: Callable[[np.ndarray], np.ndarray],
+    users: np.ndarray,
+    seen: sp.csr_matrix,
+    relevant: sp.csr_matrix,
+    k: int,
+    protocol: str,
 ) -> Metrics:
-    """Rank all items for `users`, `seen` masked, against each user's `relevant` row."""
+    """Rank all items for `users` by `score`, `seen` masked, against each user's `relevant` row."""
     totals = np.zeros(4)
     shown = np.zeros(relevant.shape[1], dtype=bool)
     for start in range(0, len(users), _BATCH):
         batch = users[start : start + _BATCH]
-        scores = np.array(model.score(batch), dtype=np.float32, copy=True)
+        scores = np.array(score(batch), dtype=np.float32, copy=True)
         scores[seen[batch].nonzero()] = -np.inf
         metrics = ranking_metrics(scores, [relevant[u].indices for u in batch], k=k)
         totals += np.array(list(metrics.values())) * len(batch)
@@ -425,6 +450,7 @@ __all__ = [
     "evaluate_cold_items",
     "evaluate_full",
     "evaluate_sampled",
+    "scorer_for",
     "text_features",
     "time_fit",
     "tune",

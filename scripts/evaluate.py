@@ -57,6 +57,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--tune", action="store_true", help="grid-search each model on validation NDCG@10 first")
     p.add_argument("--budget", type=int, default=10, help="configurations tried per model with --tune")
     p.add_argument("--encoder", default="minilm-l6", help="text encoder for item content vectors")
+    p.add_argument("--train-history-only", action="store_true",
+                   help="score test users from training alone, not as served (see ComparisonConfig.served_history)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=1, help="worker processes, one thread each (fits run in parallel)")
     p.add_argument("--out", type=Path, default=None, help="write every number to this JSON file")
@@ -98,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         k=args.k,
         cold_split=args.cold_split,
         tune_budget=(2 if args.quick else args.budget) if args.tune else 0,
+        served_history=not args.train_history_only,
         seed=args.seed,
         jobs=args.jobs,
     )

@@ -90,6 +90,38 @@ def test_full_protocol_skips_test_items_already_seen() -> None:
     assert m.n_users == 1
 
 
+class NextOfLast(Fixed):
+    """A session model: scores item (last + 1) % n highest, then the items after it in turn."""
+
+    name = "next-of-last"
+    scores_sessions = True
+
+    def fit(self, train, validation=None, item_features=None):  # type: ignore[no-untyped-def]
+        self.sequences = train.sequences()
+        return super().fit(train, validation, item_features)
+
+    def _score_users(self, users, items):  # type: ignore[no-untyped-def]
+        return self._score_histories([self.sequences[u] for u in users], items)
+
+    def _score_histories(self, histories, items):  # type: ignore[no-untyped-def]
+        n = self.n_items
+        scores = np.array([[-((j - h[-1] - 1) % n) for j in range(n)] for h in histories], dtype=np.float32)
+        return scores if items is None else scores[:, items]
+
+
+@pytest.mark.parametrize("served", [True, False])
+def test_served_history_gives_session_models_the_validation_events(served: bool) -> None:
+    # user 0 watched 0 (train), then 2 (validation), then 3 (test).
+    split = Split(*(InteractionData.from_arrays([0], [i], [t], n_users=1, n_items=5) for t, i in enumerate([0, 2, 3])))
+    model = NextOfLast(np.zeros((1, 5))).fit(split.train, split.validation)
+    # Served, the model reads [0, 2] and predicts 3; from training alone it reads [0] and predicts 1.
+    assert evaluate_full(model, split, k=1, served=served).hr == (1.0 if served else 0.0)
+    assert evaluate_sampled(model, split, k=1, n_negatives=3, served=served).hr == (1.0 if served else 0.0)
+    # Validation is scored from training alone either way: the split has no events between.
+    empty = split.train.subset(np.zeros(1, dtype=bool))
+    assert evaluate_full(model, Split(split.train, empty, split.validation), k=1, served=served).hr == 0.0
+
+
 def test_bad_k_is_rejected() -> None:
     split = _hand_split()
     model = Fixed(np.ones((3, 5))).fit(split.train)
