@@ -40,6 +40,18 @@ def test_unseen_visitor_gets_their_groups_missing_items(cls: type) -> None:
     assert np.isfinite(scores[2]).all()  # an empty history decodes the prior, not a division by zero
 
 
+@pytest.mark.parametrize("cls", [MultVAE, MultDAE])
+def test_sparse_scoring_equals_the_networks_forward_pass(cls: type) -> None:
+    data = two_groups()
+    validation = InteractionData.from_arrays([0, 10], [5, 11], n_users=20, n_items=12)
+    model = cls(**TINY).fit(data, validation)  # validation scoring mid-training must not leave stale weights
+    dense = torch.from_numpy(data.csr().toarray().astype(np.float32))
+    with torch.no_grad():
+        expected = model.network(dense)[0].numpy()
+    np.testing.assert_allclose(model.score(np.arange(20)), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(model.score([4], items=[11, 0, 3]), expected[[4]][:, [11, 0, 3]], rtol=1e-5, atol=1e-5)
+
+
 def test_scoring_is_deterministic_in_eval_mode() -> None:
     model = MultVAE(**TINY).fit(two_groups())
     np.testing.assert_array_equal(model.score([0, 1]), model.score([0, 1]))

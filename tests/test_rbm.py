@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from engine.data import InteractionData
 from engine.errors import InvalidArgumentError, NotFittedError
@@ -70,6 +71,26 @@ def test_all_visible_layer_predicts_ratings_and_which_items() -> None:
     assert model.n_ratings == 5
     predicted = model.predict_ratings(test.users, test.items)
     assert predicted[test.weights == 5.0].mean() > predicted[test.weights == 1.0].mean()
+
+
+@pytest.mark.parametrize("visible", ["rated", "all"])
+def test_sparse_scoring_equals_the_dense_network(visible: str) -> None:
+    train, _ = taste_ratings()
+    model = RBM(visible=visible, **TINY).fit(train)
+    users = np.arange(40)
+    dense_visible, _ = model._visible(model.ratings[users])
+    with torch.no_grad():
+        logits = model.network.visible_logits(model.network.hidden_probs(dense_visible))
+        expected = torch.logsumexp(logits, dim=2) if model.network.absent_state else model._expectation(logits)
+    np.testing.assert_allclose(model.score(users), expected.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(model.score([3], items=[16, 2]), expected.numpy()[[3]][:, [16, 2]], rtol=1e-5, atol=1e-5)
+    history = [0, 5, 9]
+    soft = torch.zeros(1, model.n_items, model.n_ratings)
+    soft[0, history] = torch.from_numpy(model._item_rating_dist[history])
+    with torch.no_grad():
+        logits = model.network.visible_logits(model.network.hidden_probs(soft))
+        expected = torch.logsumexp(logits, dim=2) if model.network.absent_state else model._expectation(logits)
+    np.testing.assert_allclose(model.score_history([history]), expected.numpy(), rtol=1e-5, atol=1e-5)
 
 
 def test_implicit_data_becomes_a_binary_rbm() -> None:

@@ -344,15 +344,6 @@ class RBM(Recommender):
         return v, present
 
     # ----- scoring --------------------------------------------------------
-    def _hidden(self, v: torch.Tensor) -> torch.Tensor:
-        """p(h | v), with the average training user's hidden probabilities for rows that rated nothing."""
-        assert self.network is not None
-        h = self.network.hidden_probs(v)
-        empty = v.reshape(len(v), -1).sum(dim=1) == 0
-        if bool(empty.any()):
-            h[empty] = self._average_hidden()
-        return h
-
     def _average_hidden(self) -> torch.Tensor:
         """Mean hidden probabilities over the users with training ratings."""
         assert self.network is not None and self.ratings is not None
@@ -361,45 +352,68 @@ class RBM(Recommender):
             total = torch.zeros(self.network.hidden_bias.shape)
             with torch.no_grad():
                 for start in range(0, len(users), 256):
-                    v, _ = self._visible(self.ratings[users[start : start + 256]])
-                    total += self.network.hidden_probs(v).sum(dim=0)
+                    visible = self._rating_visible(self.ratings[users[start : start + 256]])
+                    total += self._hidden_sparse(visible).sum(dim=0)
             self._mean_hidden = total / max(len(users), 1)
         return self._mean_hidden
 
+    # Scoring reads the visible units sparsely, (rows, items * K) flattened like `weight`: a
+    # user's hidden units need only their rated items' weights, and candidates only theirs.
     def _score_users(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
         assert self.ratings is not None
-        return self._score_visible(lambda chunk: self._visible(self.ratings[users[chunk]])[0], len(users), items)
+        return self._score_visible(self._rating_visible(self.ratings[users]), items)
+
+    def _rating_visible(self, rows: sp.csr_matrix) -> sp.csr_matrix:
+        """Sparse one-hot visible rows of rating-state rows (1..K)."""
+        coo, k = rows.tocoo(), self.n_ratings
+        cols = coo.col.astype(np.int64) * k + coo.data.astype(np.int64) - 1
+        return sp.csr_matrix((np.ones(len(cols), np.float32), (coo.row, cols)), shape=(rows.shape[0], self.n_items * k))
 
     def _score_histories(self, histories: list[np.ndarray], items: np.ndarray | None) -> np.ndarray:
-        return self._score_visible(lambda chunk: self._soft_visible([histories[i] for i in chunk]), len(histories), items)
+        return self._score_visible(self._soft_visible(histories), items)
 
-    def _score_visible(self, visible: object, n: int, items: np.ndarray | None) -> np.ndarray:
-        """Ranking scores from a function that builds the visible tensor of a chunk of rows."""
+    def _score_visible(self, visible: sp.csr_matrix, items: np.ndarray | None) -> np.ndarray:
+        """Ranking scores of sparse visible rows, for every item or the given item rows."""
         assert self.network is not None
-        out = np.empty((n, self.n_items if items is None else len(items)), dtype=np.float32)
+        net = self.network
+        weight = net.weight.detach() if items is None else net.weight.detach()[torch.from_numpy(items)]
+        bias = net.visible_bias.detach() if items is None else net.visible_bias.detach()[torch.from_numpy(items)]
+        flat = weight.reshape(-1, weight.shape[-1])
+        out = np.empty((visible.shape[0], weight.shape[0]), dtype=np.float32)
         with torch.no_grad():
-            for start in range(0, n, 256):
-                chunk = np.arange(start, min(start + 256, n))
-                logits = self.network.visible_logits(self._hidden(visible(chunk)))  # type: ignore[operator]
-                if items is not None:
-                    logits = logits[:, torch.from_numpy(items)]
-                if self.network.absent_state:
+            for start in range(0, visible.shape[0], 256):
+                h = self._hidden_sparse(visible[start : start + 256])
+                logits = (h @ flat.T).reshape(len(h), *bias.shape) + bias
+                if net.absent_state:
                     # Log-odds of "rated" against the absent state, whose logit is 0.
                     scores = torch.logsumexp(logits, dim=2)
                 else:
                     scores = self._expectation(logits)
-                out[start : start + len(chunk)] = scores.numpy()
+                out[start : start + len(h)] = scores.numpy()
         return out
 
-    def _soft_visible(self, histories: Sequence[np.ndarray]) -> torch.Tensor:
-        """Visible tensor of unrated histories: each item's empirical training rating distribution."""
+    def _hidden_sparse(self, visible: sp.csr_matrix) -> torch.Tensor:
+        """p(h | v) of sparse visible rows; rows that rated nothing get the average training user's."""
         assert self.network is not None
-        k = self.network.visible_bias.shape[1]
-        v = torch.zeros(len(histories), self.n_items, k)
+        net = self.network
+        flat = net.weight.detach().numpy().reshape(-1, net.weight.shape[-1])
+        h = torch.sigmoid(torch.from_numpy(np.asarray(visible @ flat, dtype=np.float32)) + net.hidden_bias.detach())
+        empty = np.asarray(visible.sum(axis=1)).ravel() == 0
+        if empty.any():
+            h[torch.from_numpy(empty)] = self._average_hidden()
+        return h
+
+    def _soft_visible(self, histories: Sequence[np.ndarray]) -> sp.csr_matrix:
+        """Sparse visible rows of unrated histories: each item's empirical training rating distribution."""
+        k = self.n_ratings
+        rows, cols, values = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], [np.zeros(0, np.float32)]
         for row, h in enumerate(histories):
-            h = np.unique(h)
-            v[row, h] = torch.from_numpy(self._item_rating_dist[h])
-        return v
+            h = np.unique(np.asarray(h, dtype=np.int64))
+            rows.append(np.full(len(h) * k, row))
+            cols.append((h[:, None] * k + np.arange(k)).ravel())
+            values.append(self._item_rating_dist[h].astype(np.float32).ravel())
+        shape = (len(histories), self.n_items * k)
+        return sp.csr_matrix((np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))), shape=shape)
 
     @staticmethod
     def _expectation(logits: torch.Tensor) -> torch.Tensor:
@@ -429,7 +443,8 @@ class RBM(Recommender):
         w = self.network.weight
         with torch.no_grad():
             hidden = torch.cat(
-                [self._hidden(self._visible(self.ratings[unique[s : s + 256]])[0]) for s in range(0, len(unique), 256)]
+                [self._hidden_sparse(self._rating_visible(self.ratings[unique[s : s + 256]]))
+                 for s in range(0, len(unique), 256)]
             ) if len(unique) else torch.zeros(0, w.shape[-1])
             for start in range(0, len(u), 4096):
                 h = hidden[torch.from_numpy(inverse[start : start + 4096])]
