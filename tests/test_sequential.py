@@ -85,6 +85,7 @@ def test_empty_history_falls_back_to_popularity(fitted: SequentialRecommender) -
     counts = cycles()[0].item_counts()
     scores = fitted.score_history([[]])[0]
     assert np.argmax(scores) in np.flatnonzero(counts == counts.max())
+    np.testing.assert_array_equal(fitted.score_history([[], [3, 4]], items=[7, 2])[0], scores[[7, 2]])
 
 
 @pytest.mark.parametrize("name", ["gru4rec", "sasrec"])

@@ -101,9 +101,12 @@ class GRU4RecNetwork(nn.Module):
         out = self.output_embedding if self.output_embedding is not None else self.item_embedding
         return out.weight
 
-    def logits(self, state: torch.Tensor) -> torch.Tensor:
-        """Scores of every item given the GRU output."""
-        return self.dropout_hidden(state) @ self.output_weights().T + self.output_bias
+    def logits(self, state: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
+        """Scores of every item, or of the given item rows, given the GRU output."""
+        weight, bias = self.output_weights(), self.output_bias
+        if items is not None:
+            weight, bias = weight[items], bias[items]
+        return self.dropout_hidden(state) @ weight.T + bias
 
 
 @register
@@ -187,7 +190,7 @@ class GRU4Rec(SequentialRecommender):
                 hidden = hidden[:, torch.from_numpy(keep)]
         return total / max(count, 1)
 
-    def _score_sequences(self, histories: list[np.ndarray]) -> np.ndarray:
+    def _score_sequences(self, histories: list[np.ndarray], items: torch.Tensor | None) -> np.ndarray:
         assert self.network is not None
         state = self.network.encode([torch.from_numpy(np.asarray(h, dtype=np.int64)) for h in histories])
-        return self.network.logits(state).numpy()
+        return self.network.logits(state, items).numpy()

@@ -153,8 +153,9 @@ class SequentialRecommender(Recommender):
         """One pass over `self.sequences` with `self.loss`; returns the mean training loss."""
 
     @abstractmethod
-    def _score_sequences(self, histories: list[np.ndarray]) -> np.ndarray:
-        """(len(histories), n_items) next-item scores of non-empty histories; network in eval mode."""
+    def _score_sequences(self, histories: list[np.ndarray], items: torch.Tensor | None) -> np.ndarray:
+        """Next-item scores of non-empty histories, (len(histories), n_items) or only the `items` columns;
+        network in eval mode."""
 
     # ----- training ------------------------------------------------------------
     def fit(
@@ -229,17 +230,18 @@ class SequentialRecommender(Recommender):
 
     def _score_histories(self, histories: list[np.ndarray], items: np.ndarray | None) -> np.ndarray:
         assert self.network is not None
-        scores = np.empty((len(histories), self.n_items), dtype=np.float32)
+        wanted = None if items is None else torch.from_numpy(np.asarray(items, dtype=np.int64))
+        scores = np.empty((len(histories), self.n_items if items is None else len(items)), dtype=np.float32)
         filled = np.array([len(h) > 0 for h in histories], dtype=bool)
         # Nothing to condition on: popularity is the best guess, and a network fed no input has none.
-        scores[~filled] = self._popularity
+        scores[~filled] = self._popularity if items is None else self._popularity[items]
         rows = np.flatnonzero(filled)
         self.network.eval()
         for start in range(0, len(rows), self.score_batch_size):
             batch = rows[start : start + self.score_batch_size]
             with torch.no_grad():
-                scores[batch] = self._score_sequences([histories[r] for r in batch])
-        return scores if items is None else scores[:, items]
+                scores[batch] = self._score_sequences([histories[r] for r in batch], wanted)
+        return scores
 
     # ----- persistence ---------------------------------------------------------
     def _state(self) -> dict[str, np.ndarray]:
