@@ -47,6 +47,7 @@ from .evaluation import (
     time_fit,
     tune,
 )
+from .metrics import paired_bootstrap
 from .models.registry import create_model
 from .rating_eval import RatingPredictor, RatingReport, global_mean_rmse, rating_report
 from .splits import Split, leave_last_out, temporal_split
@@ -176,6 +177,29 @@ class Comparison:
                   if split in r.splits and n not in self.excluded_from_winner}
         return max(scores, key=lambda n: scores[n]) if scores else None
 
+    def versus(self, baseline: str = "popularity", split: str | None = None) -> dict[str, tuple[float, float, float]]:
+        """Each model's test NDCG@k minus `baseline`'s on `split` (default: primary), over the same users,
+        with a 95% paired-bootstrap interval: model -> (difference, low, high). Empty without the baseline.
+
+        Example:
+            >>> diff, low, high = comparison.versus("popularity")["neumf"]   # doctest: +SKIP
+            >>> low > 0   # neumf beats popularity beyond resampling noise  # doctest: +SKIP
+        """
+        split = split or self.config.primary
+        base = self.models.get(baseline)
+        reference = base.splits[split].test if base is not None and split in base.splits else None
+        if reference is None or reference.user_ndcg is None:
+            return {}
+        out = {}
+        for name, result in self.models.items():
+            test = result.splits[split].test if split in result.splits else None
+            if name == baseline or test is None or test.user_ndcg is None:
+                continue
+            if not np.array_equal(test.users, reference.users):
+                raise InvalidArgumentError(f"{name} and {baseline} were evaluated on different users of {split}")
+            out[name] = paired_bootstrap(test.user_ndcg, reference.user_ndcg, seed=self.config.seed)
+        return out
+
     def n_users(self) -> dict[str, int]:
         """Users evaluated per protocol (the same for every model)."""
         out: dict[str, int] = {}
@@ -203,6 +227,10 @@ class Comparison:
             "users": self.n_users(),
             "global_mean_rmse": dict(self.global_mean_rmse),
             "models": {name: _model_dict(r) for name, r in self.models.items()},
+            "test_ndcg_vs_popularity": {
+                split: {name: dict(zip(("difference", "low", "high"), v)) for name, v in self.versus(split=split).items()}
+                for split in splits
+            },
         }
 
 
@@ -405,6 +433,7 @@ def format_comparison(comparison: Comparison) -> str:
         lines.append(f"Sampled: leave-last-out, {c.n_negatives} negatives; only for comparison with published numbers.")
     if "rmse" in c.protocols:
         lines.append(f"RMSE: {primary} test ratings, models with predict_ratings; 'users' counts rating pairs.")
+    lines += _versus_table(comparison)
     excluded = ", ".join(sorted(comparison.excluded_from_winner)) or "none"
     for split in c.fitted_splits():
         best = comparison.winner(split)
@@ -412,6 +441,26 @@ def format_comparison(comparison: Comparison) -> str:
             score = comparison.models[best].splits[split].validation.ndcg
             lines.append(f"Validation winner ({split}, excluding {excluded}): {best} (NDCG@{k} {score:.4f})")
     return "\n".join(lines)
+
+
+def _versus_table(comparison: Comparison) -> list[str]:
+    """Lines of a Markdown table: test NDCG minus popularity's per split, with 95% paired-bootstrap intervals."""
+    splits = [s for s in comparison.config.fitted_splits() if comparison.versus(split=s)]
+    if not splits:
+        return []
+    k = comparison.config.k
+    lines = ["", f"Test NDCG@{k} minus popularity's, same users, 95% paired-bootstrap interval "
+                 "(10,000 resamples of users; * = the interval excludes 0):", "",
+             "| model | " + " | ".join(_short(s) for s in splits) + " |", "| --- |" + " ---: |" * len(splits)]
+    versus = {s: comparison.versus(split=s) for s in splits}
+    for name in comparison.models:
+        cells = []
+        for s in splits:
+            d, low, high = versus[s].get(name, (None, None, None))
+            cells.append("-" if d is None else f"{d:+.4f} [{low:+.4f}, {high:+.4f}]{' *' if low > 0 or high < 0 else ''}")
+        if any(cell != "-" for cell in cells):
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def _short(split: str) -> str:

@@ -27,7 +27,7 @@ import hashlib
 import itertools
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .errors import InvalidArgumentError, check_k
-from .metrics import ranking_metrics, top_k
+from .metrics import per_user_metrics, ranking_metrics, top_k
 from .models.base import Recommender
 from .models.registry import MODELS, create_model
 from .splits import Split
@@ -56,6 +56,8 @@ class Metrics:
         mrr: mean reciprocal rank of each user's best-ranked relevant item (whole ranking).
         coverage: share of the ranked items that appear in at least one top-k list.
         n_users: users evaluated.
+        users: the evaluated user rows, ascending (same for every model on a split).
+        user_ndcg: each evaluated user's NDCG@k, aligned with `users` (for paired tests).
     """
 
     protocol: str
@@ -66,6 +68,8 @@ class Metrics:
     mrr: float
     coverage: float
     n_users: int
+    users: np.ndarray | None = field(default=None, repr=False, compare=False)
+    user_ndcg: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict[str, float]:
         """Metric names ('hr@10', 'ndcg@10', ...) to values."""
@@ -404,16 +408,17 @@ def _rank_full(
     protocol: str,
 ) -> Metrics:
     """Rank all items for `users` by `score`, `seen` masked, against each user's `relevant` row."""
-    totals = np.zeros(4)
+    per_user = np.zeros((4, len(users)))
     shown = np.zeros(relevant.shape[1], dtype=bool)
     for start in range(0, len(users), _BATCH):
         batch = users[start : start + _BATCH]
         scores = np.array(score(batch), dtype=np.float32, copy=True)
         scores[seen[batch].nonzero()] = -np.inf
-        metrics = ranking_metrics(scores, [relevant[u].indices for u in batch], k=k)
-        totals += np.array(list(metrics.values())) * len(batch)
+        metrics = per_user_metrics(scores, [relevant[u].indices for u in batch], k=k)
+        per_user[:, start : start + len(batch)] = np.stack(list(metrics.values()))
         shown[top_k(scores, k).ravel()] = True
-    return _metrics(protocol, k, totals, len(users), float(shown.mean()) if shown.size else 0.0)
+    summary = _metrics(protocol, k, per_user.sum(axis=1), len(users), float(shown.mean()) if shown.size else 0.0)
+    return dataclasses.replace(summary, users=np.asarray(users), user_ndcg=per_user[1])
 
 
 def _metrics(protocol: str, k: int, totals: np.ndarray, n_users: int, coverage: float) -> Metrics:

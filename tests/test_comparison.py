@@ -11,6 +11,7 @@ import pytest
 from engine.comparison import RATING_ONLY, ComparisonConfig, compare_models, format_comparison
 from engine.data import InteractionData
 from engine.errors import InvalidArgumentError
+from engine.metrics import paired_bootstrap
 
 QUICK = {"epochs": 2, "show_progress": False}
 
@@ -69,6 +70,29 @@ def test_table_and_json(comparison) -> None:  # type: ignore[no-untyped-def]
     assert report["winner"]["leave-last-out"] == "itemknn"
     assert report["users"]["leave-last-out test"] == 60
     assert report["models"]["biasedmf"]["temporal"]["rating"]["rmse"] > 0
+
+
+def test_versus_popularity_is_a_paired_bootstrap_over_the_same_users(comparison) -> None:  # type: ignore[no-untyped-def]
+    versus = comparison.versus("popularity", "leave-last-out")
+    assert set(versus) == {"itemknn", "biasedmf"}
+    knn = comparison.models["itemknn"].splits["leave-last-out"].test
+    pop = comparison.models["popularity"].splits["leave-last-out"].test
+    np.testing.assert_array_equal(knn.users, pop.users)
+    assert knn.user_ndcg.mean() == pytest.approx(knn.ndcg)
+    difference, low, high = versus["itemknn"]
+    assert difference == pytest.approx(knn.ndcg - pop.ndcg)
+    assert low <= difference <= high
+    assert low > 0  # planted tastes: item-kNN beats popularity beyond resampling noise
+    table = format_comparison(comparison)
+    assert "Test NDCG@10 minus popularity's" in table and "| itemknn |" in table
+    report = json.loads(json.dumps(comparison.as_dict()))
+    assert report["test_ndcg_vs_popularity"]["leave-last-out"]["itemknn"]["difference"] == pytest.approx(difference)
+    assert comparison.versus("no-such-model") == {}
+
+
+def test_paired_bootstrap_rejects_unpaired_input() -> None:
+    with pytest.raises(ValueError, match=r"two equally long, non-empty 1-d arrays, got \(2,\) and \(3,\)"):
+        paired_bootstrap(np.ones(2), np.ones(3))
 
 
 def test_protocols_can_be_left_out() -> None:
