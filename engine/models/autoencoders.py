@@ -20,7 +20,6 @@ model's own path, not the co-occurrence default.
 from __future__ import annotations
 
 import dataclasses
-import time
 from typing import ClassVar
 
 import numpy as np
@@ -33,7 +32,7 @@ from ..data import InteractionData
 from ..errors import InvalidArgumentError
 from .base import ModelConfig, Recommender, _history_matrix, seed_everything
 from .registry import register
-from .training import EarlyStopping, known_users_only, progress, validation_ndcg
+from .training import fit_epochs, known_users_only
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,29 +183,14 @@ class _AutoencoderRecommender(Recommender):
         assert self.train_matrix is not None
         # Users without a training item carry no signal and would only add zero rows.
         users = np.flatnonzero(np.diff(self.train_matrix.indptr) > 0)
-        stopper = EarlyStopping(cfg.patience)
-        bar = progress(range(cfg.epochs), desc=self.name, enabled=cfg.show_progress)
-        if validation is not None:
-            validation = known_users_only(validation, train)
-        self.epochs_trained, step, train_seconds = 0, 0, 0.0
-        for _ in bar:
-            start = time.perf_counter()
-            loss, step = self._train_epoch(optimizer, users, rng, step)
-            train_seconds += time.perf_counter() - start
-            self.epochs_trained += 1
-            if validation is None or len(validation) == 0:
-                if cfg.show_progress:
-                    bar.set_postfix(loss=f"{loss:.3f}")
-                continue
-            ndcg = validation_ndcg(lambda rows: self._score_users(rows, None), train, validation)
-            if cfg.show_progress:
-                bar.set_postfix(loss=f"{loss:.3f}", ndcg=f"{ndcg:.4f}", best=f"{max(stopper.best, ndcg):.4f}")
-            if stopper.step(ndcg, self.network.state_dict):
-                break
-        self.seconds_per_epoch = train_seconds / max(self.epochs_trained, 1)
-        if stopper.best_state is not None:
-            self.network.load_state_dict(stopper.best_state)
-            self._encoder_t = None
+        steps = [0]  # optimiser steps so far: the VAE's KL weight anneals over them
+
+        def run_epoch(epoch: int) -> float:
+            loss, steps[0] = self._train_epoch(optimizer, users, rng, steps[0])
+            return loss
+
+        fit_epochs(self, train, known_users_only(validation, train) if validation is not None else None, run_epoch)
+        self._encoder_t = None  # fit_epochs may have restored the best epoch's weights
         self.network.eval()
         return self
 

@@ -105,7 +105,7 @@ def fit_epochs(
     """Run `run_epoch` up to `config.epochs` times, early-stopping on `config.stop_on` and keeping the best weights.
 
     For models with a torch `network` and a config with `epochs`, `patience`,
-    `show_progress` and `stop_on` ("ndcg": validation NDCG@10, or "rmse"). Sets
+    `show_progress` and optionally `stop_on` ("ndcg", the default: validation NDCG@10, or "rmse"). Sets
     `model.epochs_trained` and `model.seconds_per_epoch`.
     """
     import time
@@ -125,12 +125,13 @@ def fit_epochs(
             if cfg.show_progress:
                 bar.set_postfix(**{loss_label: f"{loss:.4f}"})
             continue
-        if cfg.stop_on == "rmse":
+        stop_on = getattr(cfg, "stop_on", "ndcg")
+        if stop_on == "rmse":
             metric = -rmse(model, validation)
         else:
             metric = validation_ndcg(lambda rows: model._score_users(rows, None), train, validation)
         if cfg.show_progress:
-            bar.set_postfix(**{loss_label: f"{loss:.4f}", cfg.stop_on: f"{abs(metric):.4f}"})
+            bar.set_postfix(**{loss_label: f"{loss:.4f}", stop_on: f"{abs(metric):.4f}"})
         if stopper.step(metric, model.network.state_dict):
             break
     model.seconds_per_epoch = train_seconds / max(model.epochs_trained, 1)
