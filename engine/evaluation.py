@@ -108,7 +108,7 @@ def scorer_for(model: Recommender, split: Split, served: bool = True) -> Callabl
 
     Served (the default) is how `Engine.recommend` serves a known user: a model that
     reads a visitor's history (`scores_sessions`: the sequence models, the autoencoders,
-    the RBM) gets each user's train + validation events, oldest first, as SASRec's and
+    the RBM, LightGCN) gets each user's train + validation events, oldest first, as SASRec's and
     most next-item evaluations do; any other model scores from its trained user state,
     which cannot take in events after training. Not served: every model scores from
     training alone (sequence models then predict the test one step further ahead).

@@ -206,7 +206,7 @@ class NeuMF(Recommender):
         "n_negatives": [4, 8],
         "weight_decay": [0.0, 1e-6],
     }
-    # `top_items` scores exactly this many times `n` items, shortlisted by the GMF tower.
+    # `top_items` scores exactly this many times `n` items, shortlisted by a dot-product proxy.
     shortlist_factor: ClassVar[int] = 10
     config: NeuMFConfig
 
