@@ -29,8 +29,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import InteractionData
-from ..errors import InvalidArgumentError
-from .base import ModelConfig, Recommender, _history_matrix, seed_everything
+from .base import (
+    ModelConfig,
+    Recommender,
+    _history_matrix,
+    check_fraction,
+    check_non_negative,
+    check_positive,
+    seed_everything,
+)
 from .registry import register
 from .training import fit_epochs, known_users_only
 
@@ -62,16 +69,11 @@ class MultDAEConfig(ModelConfig):
     batch_size: int = 100
 
     def __post_init__(self) -> None:
-        for field in ("hidden_dim", "latent_dim", "batch_size", "epochs"):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise InvalidArgumentError(f"{type(self).__name__} {field} must be a positive integer, got {value!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise InvalidArgumentError(f"{type(self).__name__} dropout must lie in [0, 1), got {self.dropout!r}")
-        if not self.lr > 0:
-            raise InvalidArgumentError(f"{type(self).__name__} lr must be > 0, got {self.lr!r}")
-        if not self.weight_decay >= 0:
-            raise InvalidArgumentError(f"{type(self).__name__} weight_decay must be >= 0, got {self.weight_decay!r}")
+        owner = type(self).__name__
+        check_positive(owner, self, ("hidden_dim", "latent_dim", "batch_size", "epochs"), ())
+        check_fraction(owner, self, ("dropout",))
+        check_positive(owner, self, (), ("lr",))
+        check_non_negative(owner, self, ("weight_decay",))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,10 +93,8 @@ class MultVAEConfig(MultDAEConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not self.beta_max >= 0:
-            raise InvalidArgumentError(f"MultVAEConfig beta_max must be >= 0, got {self.beta_max!r}")
-        if isinstance(self.anneal_steps, bool) or not isinstance(self.anneal_steps, int) or self.anneal_steps <= 0:
-            raise InvalidArgumentError(f"MultVAEConfig anneal_steps must be a positive integer, got {self.anneal_steps!r}")
+        check_non_negative("MultVAEConfig", self, ("beta_max",))
+        check_positive("MultVAEConfig", self, ("anneal_steps",), ())
 
 
 class MultVAENetwork(nn.Module):

@@ -37,6 +37,34 @@ class ModelConfig:
     show_progress: bool = True
 
 
+def check_positive(owner: str, config: ModelConfig, ints: tuple[str, ...], floats: tuple[str, ...]) -> None:
+    """Raise `InvalidArgumentError` unless the named config fields are positive ints / floats."""
+    for field in ints:
+        value = getattr(config, field)
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise InvalidArgumentError(f"{owner} {field} must be a positive integer, got {value!r}")
+    for field in floats:
+        value = getattr(config, field)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise InvalidArgumentError(f"{owner} {field} must be > 0, got {value!r}")
+
+
+def check_fraction(owner: str, config: ModelConfig, fields: tuple[str, ...]) -> None:
+    """Raise `InvalidArgumentError` unless the named fields lie in [0, 1) (dropout rates)."""
+    for field in fields:
+        value = getattr(config, field)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+            raise InvalidArgumentError(f"{owner} {field} must lie in [0, 1), got {value!r}")
+
+
+def check_non_negative(owner: str, config: ModelConfig, fields: tuple[str, ...]) -> None:
+    """Raise `InvalidArgumentError` unless the named fields are numbers >= 0 (penalties, weights)."""
+    for field in fields:
+        value = getattr(config, field)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+            raise InvalidArgumentError(f"{owner} {field} must be >= 0, got {value!r}")
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch so that a fit is repeatable."""
     import torch

@@ -36,7 +36,7 @@ from torch import nn
 
 from ..data import InteractionData
 from ..errors import InvalidArgumentError
-from .base import ModelConfig, Recommender, seed_everything
+from .base import ModelConfig, Recommender, check_non_negative, check_positive, seed_everything
 from .registry import register
 from .training import fit_epochs, known_users_only
 
@@ -77,16 +77,8 @@ class BiasedMFConfig(ModelConfig):
     stop_on: str = "rmse"
 
     def __post_init__(self) -> None:
-        for field in ("dim", "batch_size", "epochs", "missing_per_rating"):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise InvalidArgumentError(f"BiasedMF {field} must be a positive integer, got {value!r}")
-        for field in ("lr", "init_std"):
-            if not getattr(self, field) > 0:
-                raise InvalidArgumentError(f"BiasedMF {field} must be > 0, got {getattr(self, field)!r}")
-        for field in ("reg", "missing_weight"):
-            if not getattr(self, field) >= 0:
-                raise InvalidArgumentError(f"BiasedMF {field} must be >= 0, got {getattr(self, field)!r}")
+        check_positive("BiasedMF", self, ("dim", "batch_size", "epochs", "missing_per_rating"), ("lr", "init_std"))
+        check_non_negative("BiasedMF", self, ("reg", "missing_weight"))
         if self.stop_on not in STOP_METRICS:
             raise InvalidArgumentError(f"BiasedMF stop_on must be one of {STOP_METRICS}, got {self.stop_on!r}")
 

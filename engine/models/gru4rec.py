@@ -25,9 +25,9 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence
 
-from .base import ModelConfig
+from .base import ModelConfig, check_fraction, check_positive
 from .registry import register
-from .sequential import SequentialConfig, SequentialRecommender, check_fraction, check_positive
+from .sequential import SequentialConfig, SequentialRecommender
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,7 +22,7 @@ from torch import nn
 
 from ..data import InteractionData
 from ..errors import InvalidArgumentError
-from .base import ModelConfig, Recommender, seed_everything
+from .base import ModelConfig, Recommender, check_non_negative, check_positive, seed_everything
 from .registry import register
 from .training import EarlyStopping, known_users_only, progress, validation_ndcg
 
@@ -63,11 +63,8 @@ class LightGCNConfig(ModelConfig):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise InvalidArgumentError(f"LightGCN {field} must be an integer >= {low}, got {value!r}")
-        for field in ("lr", "init_std"):
-            if not getattr(self, field) > 0:
-                raise InvalidArgumentError(f"LightGCN {field} must be > 0, got {getattr(self, field)!r}")
-        if not self.reg >= 0:
-            raise InvalidArgumentError(f"LightGCN reg must be >= 0, got {self.reg!r}")
+        check_positive("LightGCN", self, (), ("lr", "init_std"))
+        check_non_negative("LightGCN", self, ("reg",))
 
 
 def normalized_adjacency(train: sp.csr_matrix) -> torch.Tensor:

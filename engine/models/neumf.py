@@ -32,7 +32,7 @@ from torch import nn
 from ..data import InteractionData
 from ..errors import InvalidArgumentError
 from ..metrics import top_k
-from .base import ModelConfig, Recommender, seed_everything
+from .base import ModelConfig, Recommender, check_fraction, check_non_negative, check_positive, seed_everything
 from .registry import register
 from .training import EarlyStopping, progress, validation_ndcg
 
@@ -81,23 +81,14 @@ class NeuMFConfig(ModelConfig):
     def __post_init__(self) -> None:
         # JSON round trips turn the tuple into a list; keep the dataclass hashable and exact.
         object.__setattr__(self, "mlp_layers", tuple(self.mlp_layers))
-        for field in ("gmf_dim", "mlp_dim", "n_negatives", "batch_size", "epochs"):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise InvalidArgumentError(f"NeuMF {field} must be a positive integer, got {value!r}")
+        check_positive("NeuMF", self, ("gmf_dim", "mlp_dim", "n_negatives", "batch_size", "epochs"), ())
         if not self.mlp_layers or any(isinstance(h, bool) or not isinstance(h, int) or h <= 0 for h in self.mlp_layers):
             raise InvalidArgumentError(f"NeuMF mlp_layers must be non-empty positive integers, got {self.mlp_layers!r}")
-        for field in ("dropout", "id_dropout"):
-            if not 0.0 <= getattr(self, field) < 1.0:
-                raise InvalidArgumentError(f"NeuMF {field} must lie in [0, 1), got {getattr(self, field)!r}")
+        check_fraction("NeuMF", self, ("dropout", "id_dropout"))
         if self.loss not in _LOSSES:
             raise InvalidArgumentError(f"NeuMF loss must be one of {', '.join(_LOSSES)}, got {self.loss!r}")
-        for field in ("lr", "init_std"):
-            if not getattr(self, field) > 0:
-                raise InvalidArgumentError(f"NeuMF {field} must be > 0, got {getattr(self, field)!r}")
-        for field in ("weight_decay", "fold_in_l2"):
-            if not getattr(self, field) >= 0:
-                raise InvalidArgumentError(f"NeuMF {field} must be >= 0, got {getattr(self, field)!r}")
+        check_positive("NeuMF", self, (), ("lr", "init_std"))
+        check_non_negative("NeuMF", self, ("weight_decay", "fold_in_l2"))
 
 
 class NeuMFNet(nn.Module):

@@ -46,7 +46,7 @@ from torch import nn
 
 from ..data import InteractionData
 from ..errors import InvalidArgumentError, NotFittedError
-from .base import ModelConfig, Recommender, seed_everything
+from .base import ModelConfig, Recommender, check_fraction, check_non_negative, check_positive, seed_everything
 from .registry import register
 from .training import fit_epochs, known_users_only
 
@@ -92,22 +92,14 @@ class RBMConfig(ModelConfig):
     stop_on: str = "ndcg"
 
     def __post_init__(self) -> None:
-        for field in ("hidden_dim", "n_ratings", "batch_size", "epochs", "cd_max", "cd_every"):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise InvalidArgumentError(f"RBM {field} must be a positive integer, got {value!r}")
+        check_positive("RBM", self, ("hidden_dim", "n_ratings", "batch_size", "epochs", "cd_max", "cd_every"), ())
         if self.visible not in VISIBLE_LAYERS:
             raise InvalidArgumentError(f"RBM visible must be one of {VISIBLE_LAYERS}, got {self.visible!r}")
         if self.stop_on not in STOP_METRICS:
             raise InvalidArgumentError(f"RBM stop_on must be one of {STOP_METRICS}, got {self.stop_on!r}")
-        for field in ("lr", "init_std"):
-            if not getattr(self, field) > 0:
-                raise InvalidArgumentError(f"RBM {field} must be > 0, got {getattr(self, field)!r}")
-        for field in ("momentum", "initial_momentum"):
-            if not 0 <= getattr(self, field) < 1:
-                raise InvalidArgumentError(f"RBM {field} must lie in [0, 1), got {getattr(self, field)!r}")
-        if not self.weight_decay >= 0:
-            raise InvalidArgumentError(f"RBM weight_decay must be >= 0, got {self.weight_decay!r}")
+        check_positive("RBM", self, (), ("lr", "init_std"))
+        check_fraction("RBM", self, ("momentum", "initial_momentum"))
+        check_non_negative("RBM", self, ("weight_decay",))
 
 
 class RBMNetwork(nn.Module):

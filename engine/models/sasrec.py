@@ -26,9 +26,9 @@ import torch
 from torch import nn
 
 from ..errors import InvalidArgumentError
-from .base import ModelConfig
+from .base import ModelConfig, check_fraction, check_positive
 from .registry import register
-from .sequential import SequentialConfig, SequentialRecommender, check_fraction, check_positive
+from .sequential import SequentialConfig, SequentialRecommender
 
 PAD = 0  # token 0 is padding; item row r is token r + 1
 

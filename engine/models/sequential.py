@@ -20,28 +20,8 @@ from torch import nn
 
 from ..data import InteractionData
 from ..errors import InvalidArgumentError
-from .base import ModelConfig, Recommender, seed_everything
+from .base import ModelConfig, Recommender, check_positive, seed_everything
 from .training import EarlyStopping, progress, validation_ndcg
-
-
-def check_positive(owner: str, config: ModelConfig, ints: tuple[str, ...], floats: tuple[str, ...]) -> None:
-    """Raise `InvalidArgumentError` unless the named config fields are positive ints / floats."""
-    for field in ints:
-        value = getattr(config, field)
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise InvalidArgumentError(f"{owner} {field} must be a positive integer, got {value!r}")
-    for field in floats:
-        value = getattr(config, field)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            raise InvalidArgumentError(f"{owner} {field} must be > 0, got {value!r}")
-
-
-def check_fraction(owner: str, config: ModelConfig, fields: tuple[str, ...]) -> None:
-    """Raise `InvalidArgumentError` unless the named fields lie in [0, 1) (dropout rates)."""
-    for field in fields:
-        value = getattr(config, field)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-            raise InvalidArgumentError(f"{owner} {field} must lie in [0, 1), got {value!r}")
 
 
 @dataclasses.dataclass(frozen=True)
