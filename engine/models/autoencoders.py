@@ -39,7 +39,7 @@ from .base import (
     seed_everything,
 )
 from .registry import register
-from .training import fit_epochs, known_users_only
+from .training import fit_epochs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,7 +189,7 @@ class _AutoencoderRecommender(Recommender):
             loss, steps[0] = self._train_epoch(optimizer, users, rng, steps[0])
             return loss
 
-        fit_epochs(self, train, known_users_only(validation, train) if validation is not None else None, run_epoch)
+        fit_epochs(self, train, validation, run_epoch)
         self._encoder_t = None  # fit_epochs may have restored the best epoch's weights
         self.network.eval()
         return self

@@ -38,7 +38,7 @@ from ..data import InteractionData
 from ..errors import InvalidArgumentError
 from .base import ModelConfig, Recommender, check_non_negative, check_positive, seed_everything
 from .registry import register
-from .training import fit_epochs, known_users_only
+from .training import fit_epochs
 
 STOP_METRICS = ("rmse", "ndcg")
 
@@ -168,8 +168,6 @@ class BiasedMF(Recommender):
         rated_keys = np.unique(train.users * self.n_items + train.items)
         # Only items with ratings are imputed, so an item unseen in training keeps its global-mean fallback.
         self._rated_items = np.unique(train.items)
-        if validation is not None:
-            validation = known_users_only(validation, train)
         fit_epochs(
             self, train, validation, lambda _: self._train_epoch(optimizer, users, items, ratings, rated_keys, rng)
         )

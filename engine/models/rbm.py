@@ -48,7 +48,7 @@ from ..data import InteractionData
 from ..errors import InvalidArgumentError, NotFittedError
 from .base import ModelConfig, Recommender, check_fraction, check_non_negative, check_positive, seed_everything
 from .registry import register
-from .training import fit_epochs, known_users_only
+from .training import fit_epochs
 
 VISIBLE_LAYERS = ("all", "rated")
 STOP_METRICS = ("ndcg", "rmse")
@@ -246,8 +246,6 @@ class RBM(Recommender):
         self._refresh_item_statistics()
         self._initialise(rng)
         users = np.flatnonzero(np.diff(self.ratings.indptr) > 0)
-        if validation is not None:
-            validation = known_users_only(validation, train)
         velocity = [torch.zeros_like(p) for p in self.network.parameters()]
 
         def run_epoch(epoch: int) -> float:

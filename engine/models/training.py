@@ -106,13 +106,16 @@ def fit_epochs(
 
     For models with a torch `network` and a config with `epochs`, `patience`,
     `show_progress` and optionally `stop_on` ("ndcg", the default: validation NDCG@10, or "rmse"). Sets
-    `model.epochs_trained` and `model.seconds_per_epoch`.
+    `model.epochs_trained` and `model.seconds_per_epoch`. Early stopping reads only the
+    validation users that have training interactions (`known_users_only`).
     """
     import time
 
     from ..rating_eval import rmse
 
     cfg = model.config
+    if validation is not None:
+        validation = known_users_only(validation, train)
     stopper = EarlyStopping(cfg.patience)
     bar = progress(range(cfg.epochs), desc=model.name, enabled=cfg.show_progress)
     model.epochs_trained, train_seconds = 0, 0.0
