@@ -111,7 +111,7 @@ def test_seeded_fit_is_repeatable() -> None:
 
 
 def test_early_stopping_restores_best_epoch_after_warmup(monkeypatch: pytest.MonkeyPatch) -> None:
-    import engine.models.lightgcn as module
+    import engine.models.training as module  # the shared epoch loop calls validation_ndcg
 
     data = planted()
     held = np.random.default_rng(1).random(len(data)) < 0.2

@@ -24,7 +24,7 @@ from ..data import InteractionData
 from ..errors import InvalidArgumentError
 from .base import ModelConfig, Recommender, check_non_negative, check_positive, seed_everything
 from .registry import register
-from .training import EarlyStopping, known_users_only, progress, validation_ndcg
+from .training import fit_epochs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,26 +175,14 @@ class LightGCN(Recommender):
         )
         self.network.reset_parameters(cfg.init_std)
         optimizer = torch.optim.Adam(self.network.parameters(), lr=cfg.lr)
-        stopper = EarlyStopping(cfg.patience)
-        if validation is not None:
-            validation = known_users_only(validation, train)
-        bar = progress(range(cfg.epochs), desc="lightgcn", enabled=cfg.show_progress)
-        self.epochs_trained = 0
-        for epoch in bar:
+
+        def run_epoch(epoch: int) -> float:
             loss = self._train_epoch(optimizer, pos_users, pos_items, pos_keys, rng)
-            self.epochs_trained += 1
-            if validation is None or len(validation) == 0 or epoch < cfg.warmup_epochs:
-                if cfg.show_progress:
-                    bar.set_postfix(loss=f"{loss:.4f}")
-                continue
-            self._refresh_cache()
-            ndcg = validation_ndcg(self._score_all, train, validation)
-            if cfg.show_progress:
-                bar.set_postfix(loss=f"{loss:.4f}", ndcg=f"{ndcg:.4f}", best=f"{max(stopper.best, ndcg):.4f}")
-            if stopper.step(ndcg, self._snapshot):
-                break
-        if stopper.best_state is not None:
-            self.network.load_state_dict(stopper.best_state)
+            if validation is not None and epoch >= cfg.warmup_epochs:
+                self._refresh_cache()  # validation scores from the propagated embeddings
+            return loss
+
+        fit_epochs(self, train, validation, run_epoch)
         self._refresh_cache()
         return self
 
@@ -243,10 +231,6 @@ class LightGCN(Recommender):
             negatives[clash] = rng.integers(0, self.n_items, size=int(clash.sum()))
         return negatives
 
-    def _snapshot(self) -> dict[str, torch.Tensor]:
-        assert self.network is not None
-        return {k: v.detach().clone() for k, v in self.network.state_dict().items()}
-
     def _refresh_cache(self) -> None:
         """Propagate once and keep the final embeddings, so scoring needs no graph."""
         assert self.network is not None and self.train_matrix is not None
@@ -269,9 +253,6 @@ class LightGCN(Recommender):
         self._item_degree = np.asarray(self.train_matrix.sum(axis=0), dtype=np.float32).ravel()
 
     # ----- scoring --------------------------------------------------------
-    def _score_all(self, users: np.ndarray) -> np.ndarray:
-        return self._score_users(users, None)
-
     def _score_users(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
         item_vectors = self._item_final if items is None else self._item_final[items]
         return self._user_final[users] @ item_vectors.T

@@ -10,7 +10,6 @@ training sequence.
 from __future__ import annotations
 
 import dataclasses
-import time
 from abc import abstractmethod
 from typing import Any, ClassVar
 
@@ -21,7 +20,7 @@ from torch import nn
 from ..data import InteractionData
 from ..errors import InvalidArgumentError
 from .base import ModelConfig, Recommender, check_positive, seed_everything
-from .training import EarlyStopping, progress, validation_ndcg
+from .training import fit_epochs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,34 +167,15 @@ class SequentialRecommender(Recommender):
             lr=cfg.lr,
             weight_decay=cfg.weight_decay,
         )
-        stopper = EarlyStopping(cfg.patience)
-        bar = progress(range(cfg.epochs), desc=self.name, enabled=cfg.show_progress)
-        self.epochs_trained, self.training_log = 0, []
-        for _ in bar:
-            start = time.perf_counter()
+
+        def run_epoch(epoch: int) -> float:
+            assert self.network is not None
             self.network.train()
-            loss = self._train_epoch(optimizer, rng)
-            self.epochs_trained += 1
-            record = {"loss": loss, "seconds": time.perf_counter() - start}
-            self.training_log.append(record)
-            if validation is None or len(validation) == 0:
-                if cfg.show_progress:
-                    bar.set_postfix(loss=f"{loss:.4f}")
-                continue
-            ndcg = validation_ndcg(lambda users: self._score_users(users, None), train, validation)
-            record["ndcg@10"] = ndcg
-            if cfg.show_progress:
-                bar.set_postfix(loss=f"{loss:.4f}", ndcg=f"{ndcg:.4f}", best=f"{max(stopper.best, ndcg):.4f}")
-            if stopper.step(ndcg, self._snapshot):
-                break
-        if stopper.best_state is not None:
-            self.network.load_state_dict(stopper.best_state)
+            return self._train_epoch(optimizer, rng)
+
+        fit_epochs(self, train, validation, run_epoch)
         self.network.eval()
         return self
-
-    def _snapshot(self) -> dict[str, torch.Tensor]:
-        assert self.network is not None
-        return {k: v.detach().clone() for k, v in self.network.state_dict().items()}
 
     # ----- scoring -------------------------------------------------------------
     def user_history(self, user: int) -> np.ndarray:

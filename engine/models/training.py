@@ -105,9 +105,11 @@ def fit_epochs(
     """Run `run_epoch` up to `config.epochs` times, early-stopping on `config.stop_on` and keeping the best weights.
 
     For models with a torch `network` and a config with `epochs`, `patience`,
-    `show_progress` and optionally `stop_on` ("ndcg", the default: validation NDCG@10, or "rmse"). Sets
-    `model.epochs_trained` and `model.seconds_per_epoch`. Early stopping reads only the
-    validation users that have training interactions (`known_users_only`).
+    `show_progress`, and optionally `stop_on` ("ndcg", the default: validation NDCG@10, or
+    "rmse") and `warmup_epochs` (epochs trained before validation is consulted; default 0).
+    Sets `model.epochs_trained`, `model.seconds_per_epoch` and `model.training_log` (per
+    epoch: "loss", "seconds", and "ndcg@10" or "rmse" when validated). Early stopping
+    reads only the validation users that have training interactions (`known_users_only`).
     """
     import time
 
@@ -118,21 +120,26 @@ def fit_epochs(
         validation = known_users_only(validation, train)
     stopper = EarlyStopping(cfg.patience)
     bar = progress(range(cfg.epochs), desc=model.name, enabled=cfg.show_progress)
-    model.epochs_trained, train_seconds = 0, 0.0
+    stop_on = getattr(cfg, "stop_on", "ndcg")
+    model.epochs_trained, model.training_log, train_seconds = 0, [], 0.0
     for epoch in bar:
         start = time.perf_counter()
         loss = run_epoch(epoch)
-        train_seconds += time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        train_seconds += seconds
         model.epochs_trained += 1
-        if validation is None or len(validation) == 0:
+        record = {"loss": loss, "seconds": seconds}
+        model.training_log.append(record)
+        if validation is None or len(validation) == 0 or epoch < getattr(cfg, "warmup_epochs", 0):
             if cfg.show_progress:
                 bar.set_postfix(**{loss_label: f"{loss:.4f}"})
             continue
-        stop_on = getattr(cfg, "stop_on", "ndcg")
         if stop_on == "rmse":
             metric = -rmse(model, validation)
+            record["rmse"] = -metric
         else:
             metric = validation_ndcg(lambda rows: model._score_users(rows, None), train, validation)
+            record["ndcg@10"] = metric
         if cfg.show_progress:
             bar.set_postfix(**{loss_label: f"{loss:.4f}", stop_on: f"{abs(metric):.4f}"})
         if stopper.step(metric, model.network.state_dict):
