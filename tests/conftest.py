@@ -13,6 +13,7 @@ from PIL import Image
 
 from encoders.base import ImageEncoder, TextEncoder, l2_normalise
 from encoders.registry import ENCODERS
+from engine.data import InteractionData
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_CATALOG = REPO / "sample_catalog" / "items.csv"
@@ -92,3 +93,22 @@ def make_toy_catalog(tmp_path: Path) -> Path:
     path = tmp_path / "items.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
     return path
+
+
+def taste_ratings(implicit: bool = False) -> tuple[InteractionData, InteractionData]:
+    """Users 0-19 rate items 0-7 high (5) and 8-15 low (1); users 20-39 the reverse; user 40 and item 16 unseen.
+
+    Each user rates 12 of the 16 items; the last rating of each user is held out (train, held-out).
+    `implicit`: every rating is 1 instead.
+    """
+    rng = np.random.default_rng(0)
+    users, items, ratings = [], [], []
+    for u in range(40):
+        for i in rng.choice(16, size=12, replace=False):
+            likes = (i < 8) == (u < 20)
+            users.append(u), items.append(int(i)), ratings.append(1.0 if implicit else (5.0 if likes else 1.0))
+    data = InteractionData.from_arrays(users, items, None, ratings, n_users=41, n_items=17)
+    last = np.zeros(len(data), dtype=bool)
+    for u in range(40):
+        last[np.flatnonzero(data.users == u)[-1]] = True
+    return data.subset(~last), data.subset(last)

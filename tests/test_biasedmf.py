@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import taste_ratings
 from engine.data import InteractionData
 from engine.errors import InvalidArgumentError
 from engine.models import create_model
@@ -12,20 +13,6 @@ from engine.models.biasedmf import BiasedMF, BiasedMFConfig
 from engine.rating_eval import global_mean_rmse, rating_report, rmse
 
 TINY = {"epochs": 30, "dim": 4, "lr": 0.05, "batch_size": 32, "show_progress": False}
-
-
-def taste_ratings() -> tuple[InteractionData, InteractionData]:
-    """Users 0-19 rate items 0-7 high (5) and 8-15 low (1); users 20-39 the reverse; user 40 and item 16 unseen."""
-    rng = np.random.default_rng(0)
-    users, items, ratings = [], [], []
-    for u in range(40):
-        for i in rng.choice(16, size=12, replace=False):
-            users.append(u), items.append(int(i)), ratings.append(5.0 if (i < 8) == (u < 20) else 1.0)
-    data = InteractionData.from_arrays(users, items, None, ratings, n_users=41, n_items=17)
-    last = np.zeros(len(data), dtype=bool)
-    for u in range(40):
-        last[np.flatnonzero(data.users == u)[-1]] = True
-    return data.subset(~last), data.subset(last)
 
 
 @pytest.fixture(scope="module")

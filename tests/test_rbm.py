@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import taste_ratings
 from engine.data import InteractionData
 from engine.errors import InvalidArgumentError, NotFittedError
 from engine.models import Recommender
@@ -15,24 +16,6 @@ from engine.models.rbm import RBM, RBMConfig
 from engine.rating_eval import rmse
 
 TINY = {"epochs": 40, "hidden_dim": 8, "batch_size": 8, "lr": 0.1, "show_progress": False}
-
-
-def taste_ratings(implicit: bool = False) -> tuple[InteractionData, InteractionData]:
-    """Users 0-19 rate items 0-7 high (5) and 8-15 low (1); users 20-39 the reverse. Item 16 is never rated.
-
-    Each user rates 12 of the 16 items; the last rating of each user is held out.
-    """
-    rng = np.random.default_rng(0)
-    users, items, ratings = [], [], []
-    for u in range(40):
-        for i in rng.choice(16, size=12, replace=False):
-            likes = (i < 8) == (u < 20)
-            users.append(u), items.append(int(i)), ratings.append(1.0 if implicit else (5.0 if likes else 1.0))
-    data = InteractionData.from_arrays(users, items, None, ratings, n_users=41, n_items=17)
-    last = np.zeros(len(data), dtype=bool)
-    for u in range(40):
-        last[np.flatnonzero(data.users == u)[-1]] = True
-    return data.subset(~last), data.subset(last)
 
 
 @pytest.fixture(scope="module")
