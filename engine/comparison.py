@@ -445,14 +445,14 @@ def format_comparison(comparison: Comparison) -> str:
 
 def _versus_table(comparison: Comparison) -> list[str]:
     """Lines of a Markdown table: test NDCG minus popularity's per split, with 95% paired-bootstrap intervals."""
-    splits = [s for s in comparison.config.fitted_splits() if comparison.versus(split=s)]
+    versus = {s: v for s in comparison.config.fitted_splits() if (v := comparison.versus(split=s))}
+    splits = list(versus)
     if not splits:
         return []
     k = comparison.config.k
     lines = ["", f"Test NDCG@{k} minus popularity's, same users, 95% paired-bootstrap interval "
                  "(10,000 resamples of users; * = the interval excludes 0):", "",
              "| model | " + " | ".join(_short(s) for s in splits) + " |", "| --- |" + " ---: |" * len(splits)]
-    versus = {s: comparison.versus(split=s) for s in splits}
     for name in comparison.models:
         cells = []
         for s in splits:
