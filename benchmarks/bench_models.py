@@ -1,6 +1,6 @@
 """Training time per epoch and single-user scoring latency of every registered recommender.
 
-For each model in `engine.models.list_models()`:
+For each model in `recommenders.list_models()`:
 
 * ML-100K: fit on all 100,000 ratings for a few epochs (no validation, so no early
   stop), report seconds per epoch; then `score(users=[u], items=200 candidates)` for
@@ -36,8 +36,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.data import InteractionData  # noqa: E402
-from engine.models import Recommender, create_model, list_models  # noqa: E402
+from recommenders.data import InteractionData  # noqa: E402
+from recommenders import Recommender, create_model, list_models  # noqa: E402
 
 FEATURE_DIM = 384
 CANDIDATES = 200
@@ -83,7 +83,7 @@ def time_limit(seconds: int) -> Iterator[None]:
 
 def movielens() -> InteractionData:
     """All of ML-100K as row indices (ratings as weights)."""
-    from engine.datasets import load_movielens_100k
+    from evaluation.datasets import load_movielens_100k
     from engine.interactions import Interactions
 
     ml = load_movielens_100k()

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from engine.errors import InvalidArgumentError
+from core.errors import InvalidArgumentError
 
 # What an image encoder accepts for one item: a decoded image or a file path.
 ImageLike = Image.Image | str | Path

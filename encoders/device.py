@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from engine.errors import InvalidArgumentError
+from core.errors import InvalidArgumentError
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

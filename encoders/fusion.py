@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.errors import InvalidArgumentError
+from core.errors import InvalidArgumentError
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torchvision import transforms as T
 
-from engine.errors import ImageError, InvalidArgumentError, UnknownComponentError
+from core.errors import ImageError, InvalidArgumentError, UnknownComponentError
 
 from .base import ImageEncoder, ImageLike, check_batch_size
 from .device import resolve_device

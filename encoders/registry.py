@@ -6,7 +6,7 @@ import importlib.util
 from collections.abc import Callable
 from typing import Any
 
-from engine.errors import UnknownComponentError
+from core.errors import UnknownComponentError
 
 from .base import Encoder
 

@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel  # noqa: E402
 
-from engine.errors import InvalidArgumentError  # noqa: E402
+from core.errors import InvalidArgumentError  # noqa: E402
 
 from .base import TextEncoder, as_batch_list, check_batch_size, l2_normalise  # noqa: E402
 from .device import resolve_device  # noqa: E402

@@ -8,25 +8,11 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+from .catalog import Catalog, CatalogColumns
+from .config import EngineConfig
+from .engine import Engine
+from .filters import ItemFilter
+from .interactions import Interactions
+from .results import Match
 
-# Lazy exports (PEP 562): `encoders` and `index` import `engine.errors`, and an
-# eager import of the facade here would import them back in a cycle.
-_EXPORTS = {
-    "Catalog": "engine.catalog",
-    "CatalogColumns": "engine.catalog",
-    "Engine": "engine.engine",
-    "EngineConfig": "engine.config",
-    "Match": "engine.results",
-    "Interactions": "engine.interactions",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'engine' has no attribute {name!r}")
+__all__ = ["Catalog", "CatalogColumns", "Engine", "EngineConfig", "Interactions", "ItemFilter", "Match"]

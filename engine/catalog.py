@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from .errors import CatalogError, UnknownItemError
+from core.errors import CatalogError, UnknownItemError
 
 READERS = {".csv": "csv", ".jsonl": "jsonl", ".parquet": "parquet"}
 

@@ -9,7 +9,7 @@ from typing import Any
 from encoders.fusion import FusionConfig
 from index.config import IndexConfig
 
-from .errors import InvalidArgumentError
+from core.errors import InvalidArgumentError
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class RecommendConfig:
     """How `Engine.recommend` gathers and orders candidates.
 
     Attributes:
-        model: registry name of the personalisation model (see `engine.models.list_models()`).
+        model: registry name of the personalisation model (see `recommenders.list_models()`).
         n_candidates: candidates gathered per request before re-ranking.
         recent_items: how many of the newest history items seed content candidates.
         recency_decay: weight of the i-th newest history item is decay**i.

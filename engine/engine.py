@@ -18,9 +18,10 @@ from index import VectorIndex, create_index, load_index
 
 from .catalog import Catalog, as_catalog
 from .config import EngineConfig
-from .errors import CatalogError, EngineError, InvalidArgumentError, UnknownItemError, check_k
+from core.errors import CatalogError, EngineError, InvalidArgumentError, UnknownItemError
+from core.checks import check_k
 from .filters import ItemFilter, as_filter
-from .persistence import atomic_dir, read_manifest, write_manifest
+from core.persistence import atomic_dir, read_manifest, write_manifest
 from .pipeline import EncodedItems, Encoders, encode_items, open_image
 from .results import Match, Skipped
 
@@ -244,7 +245,7 @@ class Engine:
 
         Args:
             interactions: an `Interactions` log whose item ids are catalog ids.
-            model: registry name (`engine.models.list_models()`); default `config.recommend.model`.
+            model: registry name (`recommenders.list_models()`); default `config.recommend.model`.
             on_unknown: "raise" on log items missing from the index, or "drop" them.
             show_progress: draw progress bars.
             **overrides: fields of the model's config, e.g. `epochs=5`.

@@ -11,7 +11,7 @@ import pandas as pd
 from index.base import IdFilter
 
 from .catalog import Catalog
-from .errors import CatalogError, InvalidArgumentError
+from core.errors import CatalogError, InvalidArgumentError
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 from .catalog import Catalog, CatalogColumns
 from .config import EngineConfig
 from .engine import Engine
-from .errors import EngineError
+from core.errors import EngineError
 from .results import Skipped
 
 log = logging.getLogger(__name__)

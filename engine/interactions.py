@@ -3,7 +3,7 @@
 `Interactions` reads a log (a DataFrame, a .csv or a .parquet file), checks it
 once and normalises it: ids become strings, timestamps int64 unix seconds,
 weights float32. `to_data` then maps the raw ids to the dense rows the models
-train on (`engine.data.InteractionData`).
+train on (`recommenders.data.InteractionData`).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from .data import InteractionData
-from .errors import InteractionsError, InvalidArgumentError, UnknownUserError
+from recommenders.data import InteractionData
+from core.errors import InteractionsError, InvalidArgumentError, UnknownUserError
 
 REQUIRED = ("user_id", "item_id", "timestamp")
 OPTIONAL = ("event", "weight")

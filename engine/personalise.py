@@ -26,15 +26,16 @@ import pandas as pd
 import torch
 
 from .config import RecommendConfig
-from .errors import InvalidArgumentError, NotFittedError, UnknownItemError, UnknownUserError, check_k
+from core.errors import InvalidArgumentError, NotFittedError, UnknownItemError, UnknownUserError
+from core.checks import check_k
 from .filters import ItemFilter, as_filter
 from .interactions import Interactions
-from .metrics import top_k
-from .models.base import Recommender
-from .models.registry import create_model
-from .persistence import atomic_dir, read_manifest, write_manifest
+from core.ranking import top_k
+from recommenders.base import Recommender
+from recommenders.registry import create_model
+from core.persistence import atomic_dir, read_manifest, write_manifest
 from .results import Match
-from .splits import leave_last_out
+from recommenders.splits import leave_last_out
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -182,7 +183,7 @@ class Personaliser:
         if not ids:
             return []
         scores = scorer(np.array([self._item_rows[i] for i in ids], dtype=np.int64))
-        return [ids[j] for j in top_k(np.asarray(scores, dtype=np.float32)[None, :], n)[0]]
+        return [ids[j] for j in top_k(np.asarray(scores, dtype=np.float32)[None, :], n)[0][0]]
 
     def _popular_items(self, engine: Engine, k: int, id_filter: Any) -> list[Match]:
         picked = [i for i in self._popular if _allowed(i, id_filter) and i in engine.index][:k]

@@ -25,7 +25,7 @@ from encoders.base import ImageEncoder, TextEncoder
 from encoders.fusion import Fusion
 
 from .catalog import Catalog
-from .errors import ImageError
+from core.errors import ImageError
 from .results import Skipped
 
 log = logging.getLogger(__name__)

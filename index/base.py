@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.errors import InvalidArgumentError, UnknownItemError, check_k
+from core.errors import InvalidArgumentError, UnknownItemError
+from core.checks import check_k
 
 
 @dataclass(frozen=True)
@@ -165,7 +166,7 @@ class VectorIndex(ABC):
 
         index = load_index(directory)
         if not isinstance(index, cls):
-            from engine.errors import FormatVersionError
+            from core.errors import FormatVersionError
 
             raise FormatVersionError(f"'{directory}' holds a {type(index).__name__}, expected a {cls.__name__}")
         return index
@@ -251,18 +252,3 @@ def check_queries(queries: np.ndarray, dim: int) -> np.ndarray:
         raise InvalidArgumentError(f"query {int(np.flatnonzero(~finite)[0])} contains NaN or infinite values")
     return array
 
-
-def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Column positions and values of the k largest scores per row, best first."""
-    n_cols = scores.shape[1]
-    k = min(k, n_cols)
-    if k == 0:
-        return np.empty((scores.shape[0], 0), np.int64), np.empty((scores.shape[0], 0), np.float32)
-    if k < n_cols:
-        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    else:
-        part = np.broadcast_to(np.arange(n_cols), scores.shape).copy()
-    part_scores = np.take_along_axis(scores, part, axis=1)
-    order = np.argsort(-part_scores, axis=1, kind="stable")
-    cols = np.take_along_axis(part, order, axis=1)
-    return cols, np.take_along_axis(part_scores, order, axis=1).astype(np.float32, copy=False)

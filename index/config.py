@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.errors import InvalidArgumentError
+from core.errors import InvalidArgumentError
 
 KINDS = ("auto", "flat", "hnsw", "numpy")
 STORAGES = ("sq8", "fp16", "flat")

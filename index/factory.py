@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from engine.errors import FormatVersionError
-from engine.persistence import read_manifest
+from core.errors import FormatVersionError
+from core.persistence import read_manifest
 
 from .base import VectorIndex, check_dim
 from .config import IndexConfig

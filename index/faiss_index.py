@@ -33,11 +33,12 @@ from typing import Any
 import faiss
 import numpy as np
 
-from engine.errors import FormatVersionError, InvalidArgumentError
-from engine.persistence import atomic_dir, write_manifest
+from core.ranking import top_k
+from core.errors import FormatVersionError, InvalidArgumentError
+from core.persistence import atomic_dir, write_manifest
 
 from . import structures
-from .base import IdFilter, VectorIndex, check_dim, top_k
+from .base import IdFilter, VectorIndex, check_dim
 from .config import IndexConfig
 from .filtering import Allowed, resolve
 from .store import RowStore

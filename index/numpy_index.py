@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.persistence import atomic_dir, write_manifest
+from core.ranking import top_k
+from core.persistence import atomic_dir, write_manifest
 
-from .base import IdFilter, VectorIndex, check_dim, top_k
+from .base import IdFilter, VectorIndex, check_dim
 from .config import IndexConfig
 
 MANIFEST_KIND = "vector_index"

@@ -4,7 +4,7 @@ Every model is fitted with its default config on each split (temporal, the prima
 protocol, and leave-last-out), plus once more for item cold start; the table gives
 validation NDCG@10 (what picks the engine's model), full-catalogue test metrics,
 sampled metrics, cold start, RMSE for rating models, coverage and train time, then
-the validation winner. Logic lives in `engine.comparison`.
+the validation winner. Logic lives in `evaluation.comparison`.
 
 Example:
     python scripts/evaluate.py --out results/ml100k.json
@@ -28,12 +28,12 @@ import numpy as np
 if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.comparison import PROTOCOLS, SPLITS, Comparison, ComparisonConfig, compare_models, format_comparison
-from engine.datasets import load_movielens_100k
-from engine.evaluation import text_features
+from evaluation.comparison import PROTOCOLS, SPLITS, Comparison, ComparisonConfig, compare_models, format_comparison
+from evaluation.datasets import load_movielens_100k
+from evaluation.protocols import text_features
 from engine.interactions import Interactions
-from engine.models import list_models
-from engine.models.registry import MODELS
+from recommenders import list_models
+from recommenders.registry import MODELS
 
 log = logging.getLogger("evaluate")
 QUICK = {"epochs": 1, "show_progress": False}

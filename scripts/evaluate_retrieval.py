@@ -32,8 +32,8 @@ from encoders.fusion import FusionConfig
 from encoders.registry import create_encoder
 from engine.catalog import Catalog
 from engine.config import EncoderConfig, EngineConfig
-from engine.errors import EngineError
-from engine.retrieval_eval import (
+from core.errors import EngineError
+from evaluation.retrieval import (
     FASHION_MNIST_CLASSES,
     FASHION_MNIST_DIR,
     TEXT_SOURCES,

@@ -15,7 +15,7 @@ from encoders.fusion import FusionConfig
 from engine.catalog import CatalogColumns
 from engine.config import EncoderConfig, EngineConfig
 from engine.display import quiet_model_loading
-from engine.errors import EngineError
+from core.errors import EngineError
 from engine.indexing import index_catalog
 from index.config import IndexConfig
 

@@ -13,7 +13,7 @@ import sys
 
 from engine.display import format_matches, quiet_model_loading
 from engine.engine import Engine
-from engine.errors import EngineError
+from core.errors import EngineError
 from engine.filters import ItemFilter
 
 

@@ -1,4 +1,4 @@
-"""Write a SIMULATED interaction log for a catalog (see engine.simulation for the model).
+"""Write a SIMULATED interaction log for a catalog (see evaluation.simulation for the model).
 
     python scripts/simulate_interactions.py sample_catalog/items.csv --out sample_catalog/interactions.csv
 """
@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 
 from engine.catalog import Catalog
-from engine.simulation import SimulationConfig, simulate_interactions
+from evaluation.simulation import SimulationConfig, simulate_interactions
 
 
 def main(argv: list[str] | None = None) -> int:

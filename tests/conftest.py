@@ -13,7 +13,7 @@ from PIL import Image
 
 from encoders.base import ImageEncoder, TextEncoder, l2_normalise
 from encoders.registry import ENCODERS
-from engine.data import InteractionData
+from recommenders.data import InteractionData
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_CATALOG = REPO / "sample_catalog" / "items.csv"

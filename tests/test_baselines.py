@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.data import InteractionData
-from engine.errors import InvalidArgumentError
-from engine.models import create_model
-from engine.models.base import Recommender
-from engine.models.baselines import ALS, BPRMF, Content, ItemKNN, Popularity
+from recommenders.data import InteractionData
+from core.errors import InvalidArgumentError
+from recommenders import create_model
+from recommenders.base import Recommender
+from recommenders.baselines import ALS, BPRMF, Content, ItemKNN, Popularity
 
 N_USERS, N_ITEMS = 40, 30
 TINY = {

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 
 from conftest import taste_ratings
-from engine.data import InteractionData
-from engine.errors import InvalidArgumentError
-from engine.models import create_model
-from engine.models.biasedmf import BiasedMF, BiasedMFConfig
-from engine.rating_eval import global_mean_rmse, rating_report, rmse
+from recommenders.data import InteractionData
+from core.errors import InvalidArgumentError
+from recommenders import create_model
+from recommenders.biasedmf import BiasedMF, BiasedMFConfig
+from evaluation.rating import global_mean_rmse, rating_report
+from recommenders.metrics import rmse
 
 TINY = {"epochs": 30, "dim": 4, "lr": 0.05, "batch_size": 32, "show_progress": False}
 
@@ -54,6 +55,7 @@ def test_rmse_and_global_mean_rmse_by_hand() -> None:
 
     class Constant:
         n_users, n_items = 2, 2
+        predicts_ratings = True
 
         def predict_ratings(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
             return np.full(len(users), 4.0, dtype=np.float32)

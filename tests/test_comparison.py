@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from engine.comparison import RATING_ONLY, ComparisonConfig, compare_models, format_comparison
-from engine.data import InteractionData
-from engine.errors import InvalidArgumentError
-from engine.metrics import paired_bootstrap
+from evaluation.comparison import RATING_ONLY, ComparisonConfig, compare_models, format_comparison
+from recommenders.data import InteractionData
+from core.errors import InvalidArgumentError
+from evaluation.statistics import paired_bootstrap
 
 QUICK = {"epochs": 2, "show_progress": False}
 

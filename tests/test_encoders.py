@@ -24,7 +24,7 @@ from encoders import (
     load_image,
     resolve_device,
 )
-from engine.errors import ImageError, InvalidArgumentError, UnknownComponentError
+from core.errors import ImageError, InvalidArgumentError, UnknownComponentError
 
 RNG_SEED = 0
 

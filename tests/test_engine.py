@@ -11,7 +11,7 @@ from PIL import Image
 
 from conftest import fake_config, write_image
 from engine import Catalog, CatalogColumns, Engine, Match
-from engine.errors import CatalogError, FormatVersionError, ImageError, InvalidArgumentError, UnknownItemError
+from core.errors import CatalogError, FormatVersionError, ImageError, InvalidArgumentError, UnknownItemError
 from engine.filters import ItemFilter
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.data import InteractionData
-from engine.errors import InvalidArgumentError
-from engine.evaluation import (
+from recommenders.data import InteractionData
+from core.errors import InvalidArgumentError
+from evaluation.protocols import (
     DEFAULT_GRIDS,
     default_grid,
     evaluate_cold_items,
@@ -22,10 +22,10 @@ from engine.evaluation import (
     text_features,
     tune,
 )
-from engine.models.base import ModelConfig, Recommender
-from engine.models.baselines import Content, Popularity
-from engine.models.registry import MODELS
-from engine.splits import Split
+from recommenders.base import ModelConfig, Recommender
+from recommenders.baselines import Content, Popularity
+from recommenders.registry import MODELS
+from recommenders.splits import Split
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "evaluate.py"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.errors import FormatVersionError, InvalidArgumentError, UnknownItemError
+from core.errors import FormatVersionError, InvalidArgumentError, UnknownItemError
 from index import FaissIndex, IdFilter, IndexConfig, NumpyIndex, VectorIndex, create_index, load_index
 
 DIM = 16

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.errors import InteractionsError, InvalidArgumentError, UnknownUserError
+from core.errors import InteractionsError, InvalidArgumentError, UnknownUserError
 from engine.interactions import Interactions, ValidationReport
 
 ITEMS = ["a", "b", "c", "d"]

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from engine.data import InteractionData
-from engine.errors import InvalidArgumentError
-from engine.models import create_model
-from engine.models.lightgcn import LightGCN, LightGCNConfig, normalized_adjacency
+from recommenders.data import InteractionData
+from core.errors import InvalidArgumentError
+from recommenders import create_model
+from recommenders.lightgcn import LightGCN, LightGCNConfig, normalized_adjacency
 
 TINY = {"dim": 8, "layers": 2, "epochs": 15, "lr": 0.05, "batch_size": 64, "show_progress": False}
 
@@ -111,7 +111,7 @@ def test_seeded_fit_is_repeatable() -> None:
 
 
 def test_early_stopping_restores_best_epoch_after_warmup(monkeypatch: pytest.MonkeyPatch) -> None:
-    import engine.models.training as module  # the shared epoch loop calls validation_ndcg
+    import recommenders.training as module  # the shared epoch loop calls validation_ndcg
 
     data = planted()
     held = np.random.default_rng(1).random(len(data)) < 0.2

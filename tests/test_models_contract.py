@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.data import InteractionData
-from engine.errors import InvalidArgumentError, NotFittedError, UnknownComponentError
-from engine.models import Recommender, create_model, list_models
+from recommenders.data import InteractionData
+from core.errors import InvalidArgumentError, NotFittedError, UnknownComponentError
+from recommenders import Recommender, create_model, list_models
 
 N_USERS, N_ITEMS, HALF = 40, 30, 15
 

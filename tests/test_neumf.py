@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.data import InteractionData
-from engine.errors import InvalidArgumentError
-from engine.models.base import Recommender
-from engine.models.neumf import NeuMF, NeuMFConfig
+from recommenders.data import InteractionData
+from core.errors import InvalidArgumentError
+from recommenders.base import Recommender
+from recommenders.neumf import NeuMF, NeuMFConfig
 
 N_USERS, N_ITEMS = 40, 30
 GROUP_A_ITEMS, GROUP_B_ITEMS = np.arange(0, 15), np.arange(15, 30)

@@ -11,7 +11,7 @@ import pytest
 from conftest import fake_config
 from engine import Catalog, Engine, Interactions
 from engine.config import RecommendConfig
-from engine.errors import InvalidArgumentError, InteractionsError, NotFittedError, UnknownItemError, UnknownUserError
+from core.errors import InvalidArgumentError, InteractionsError, NotFittedError, UnknownItemError, UnknownUserError
 from engine.filters import ItemFilter
 from index.base import IdFilter
 

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from conftest import taste_ratings
-from engine.data import InteractionData
-from engine.errors import InvalidArgumentError, NotFittedError
-from engine.models import Recommender
-from engine.models.rbm import RBM, RBMConfig
-from engine.rating_eval import rmse
+from recommenders.data import InteractionData
+from core.errors import InvalidArgumentError, NotFittedError
+from recommenders import Recommender
+from recommenders.rbm import RBM, RBMConfig
+from recommenders.metrics import rmse
 
 TINY = {"epochs": 40, "hidden_dim": 8, "batch_size": 8, "lr": 0.1, "show_progress": False}
 

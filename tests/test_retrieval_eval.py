@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.errors import InvalidArgumentError
-from engine.retrieval_eval import (
+from core.errors import InvalidArgumentError
+from evaluation.retrieval import (
     DatasetMissingError,
     ModalityVectors,
     cached_encode,

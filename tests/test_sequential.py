@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-from engine.data import InteractionData
-from engine.errors import InvalidArgumentError
-from engine.models import create_model
-from engine.models.gru4rec import GRU4Rec
-from engine.models.sasrec import SASRec
-from engine.models.sequential import NextItemLoss, SequentialRecommender
+from recommenders.data import InteractionData
+from core.errors import InvalidArgumentError
+from recommenders import create_model
+from recommenders.gru4rec import GRU4Rec
+from recommenders.sasrec import SASRec
+from recommenders.sequential import NextItemLoss, SequentialRecommender
 
 N_ITEMS = 20
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.data import InteractionData
-from engine.errors import InteractionsError, InvalidArgumentError
-from engine.splits import leave_last_out, temporal_split
+from recommenders.data import InteractionData
+from core.errors import InteractionsError, InvalidArgumentError
+from recommenders.splits import leave_last_out, temporal_split
 
 
 def _random_log(seed: int = 0, n: int = 2000, n_users: int = 60, n_items: int = 80) -> InteractionData:

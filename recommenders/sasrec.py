@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import InvalidArgumentError
+from core.errors import InvalidArgumentError
 from .base import ModelConfig, check_fraction, check_positive
 from .registry import register
 from .sequential import SequentialConfig, SequentialRecommender
@@ -152,7 +152,7 @@ class SASRec(SequentialRecommender):
 
     name: ClassVar[str] = "sasrec"
     config_class: ClassVar[type[ModelConfig]] = SASRecConfig
-    # What `engine.evaluation.tune` searches: the settings that moved validation NDCG on ML-100K.
+    # What `evaluation.protocols.tune` searches: the settings that moved validation NDCG on ML-100K.
     tuning_grid: ClassVar[dict[str, list[Any]]] = {
         "dim": [32, 64, 128],
         "dropout": [0.2, 0.4, 0.6],

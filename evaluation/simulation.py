@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .catalog import Catalog
+from engine.catalog import Catalog
 
 EVENTS = (("view", 1.0), ("cart", 2.0), ("purchase", 4.0))
 

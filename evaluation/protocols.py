@@ -14,7 +14,7 @@ Protocols:
 Hyperparameters are chosen by `tune` on the validation part only, never on test.
 
 Example:
-    >>> from engine.models import create_model                       # doctest: +SKIP
+    >>> from recommenders import create_model                       # doctest: +SKIP
     >>> split = temporal_split(data)                                 # doctest: +SKIP
     >>> model = create_model("itemknn").fit(split.train, split.validation)  # doctest: +SKIP
     >>> evaluate_full(model, split, k=10).ndcg                       # doctest: +SKIP
@@ -34,11 +34,13 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from .errors import InvalidArgumentError, check_k
-from .metrics import per_user_metrics, ranking_metrics, top_k
-from .models.base import Recommender
-from .models.registry import MODELS, create_model
-from .splits import Split
+from core.errors import InvalidArgumentError
+from core.checks import check_k
+from core.ranking import top_k
+from recommenders.metrics import per_user_metrics, ranking_metrics
+from recommenders.base import Recommender
+from recommenders.registry import MODELS, create_model
+from recommenders.splits import Split
 
 _BATCH = 512
 
@@ -161,7 +163,7 @@ def evaluate_sampled(
         scores[cand < 0] = -np.inf  # a user with fewer free items than n_negatives
         metrics = ranking_metrics(scores, [np.array([0])] * len(cand), k=k)
         totals += np.array(list(metrics.values())) * len(cand)
-        tops = np.take_along_axis(cand, top_k(scores, k), axis=1)
+        tops = np.take_along_axis(cand, top_k(scores, k)[0], axis=1)
         shown.update(tops[tops >= 0].tolist())
     return _metrics("sampled", k, totals, len(users), len(shown) / max(n_items, 1))
 
@@ -373,7 +375,7 @@ def text_features(
     Args:
         texts: one text per item row.
         encoder: the `encoders` registry name (part of the cache key).
-        cache: folder of the cache; default `engine.datasets.cache_dir() / "features"`.
+        cache: folder of the cache; default `evaluation.datasets.cache_dir() / "features"`.
         encode: encoding function to use instead of the registry's (tests pass a fake).
     """
     from .datasets import cache_dir
@@ -416,7 +418,7 @@ def _rank_full(
         scores[seen[batch].nonzero()] = -np.inf
         metrics = per_user_metrics(scores, [relevant[u].indices for u in batch], k=k)
         per_user[:, start : start + len(batch)] = np.stack(list(metrics.values()))
-        shown[top_k(scores, k).ravel()] = True
+        shown[top_k(scores, k)[0].ravel()] = True
     summary = _metrics(protocol, k, per_user.sum(axis=1), len(users), float(shown.mean()) if shown.size else 0.0)
     return dataclasses.replace(summary, users=np.asarray(users), user_ndcg=per_user[1])
 

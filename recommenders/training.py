@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..data import InteractionData
-from ..metrics import ranking_metrics
+from .data import InteractionData
+from .metrics import ranking_metrics, rmse
 
 
 def validation_ndcg(
@@ -112,8 +112,6 @@ def fit_epochs(
     reads only the validation users that have training interactions (`known_users_only`).
     """
     import time
-
-    from ..rating_eval import rmse
 
     cfg = model.config
     if validation is not None:

@@ -1,7 +1,7 @@
 """Rating-prediction error (RMSE) for models that predict explicit ratings.
 
-Ranking models are judged by `engine.metrics`; the few that predict a rating
-value (`rbm`, `biasedmf`) expose `predict_ratings(users, items)` and are also
+Ranking models are judged by `recommenders.metrics`; the few that predict a rating
+value (`rbm`, `biasedmf`: `predicts_ratings = True`) expose `predict_ratings(users, items)` and are also
 judged by RMSE against the held-out ratings, which are the `weights` of the
 interaction log. The global mean of the training ratings is the baseline every
 rating model must beat.
@@ -10,24 +10,13 @@ rating model must beat.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from .data import InteractionData
-from .errors import InteractionsError, InvalidArgumentError
-
-
-@runtime_checkable
-class RatingPredictor(Protocol):
-    """A model that predicts the rating of (user row, item row) pairs."""
-
-    n_users: int
-    n_items: int
-
-    def predict_ratings(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        """Float32 predicted ratings, one per pair."""
-        ...
+from recommenders.base import Recommender
+from recommenders.data import InteractionData
+from recommenders.metrics import rmse
+from core.errors import InteractionsError, InvalidArgumentError
 
 
 @dataclass(frozen=True)
@@ -49,18 +38,6 @@ class RatingReport:
     n_cold_items: int
 
 
-def rmse(model: RatingPredictor, test: InteractionData) -> float:
-    """Root mean squared error of `model.predict_ratings` against `test.weights`.
-
-    Example:
-        >>> rmse(create_model("biasedmf").fit(train), test)   # doctest: +SKIP
-        0.97
-    """
-    _check(model, test)
-    predicted = np.asarray(model.predict_ratings(test.users, test.items), dtype=np.float64)
-    return float(np.sqrt(np.mean((predicted - test.weights.astype(np.float64)) ** 2)))
-
-
 def global_mean_rmse(train: InteractionData, test: InteractionData) -> float:
     """RMSE of predicting the mean training rating for every test pair.
 
@@ -74,7 +51,7 @@ def global_mean_rmse(train: InteractionData, test: InteractionData) -> float:
     return float(np.sqrt(np.mean((test.weights.astype(np.float64) - mean) ** 2)))
 
 
-def rating_report(model: RatingPredictor, train: InteractionData, test: InteractionData) -> RatingReport:
+def rating_report(model: Recommender, train: InteractionData, test: InteractionData) -> RatingReport:
     """The model's RMSE beside the global-mean baseline, with counts of cold users and items.
 
     `train` is the log the model was fitted on: it gives the baseline's mean
@@ -97,15 +74,3 @@ def rating_report(model: RatingPredictor, train: InteractionData, test: Interact
         n_cold_items=int((~np.isin(test.items, np.unique(train.items))).sum()),
     )
 
-
-def _check(model: object, test: InteractionData) -> None:
-    """The model predicts ratings and knows test's vocabulary."""
-    if not isinstance(model, RatingPredictor):
-        raise InvalidArgumentError(f"model {type(model).__name__} has no predict_ratings; RMSE needs a rating model")
-    if len(test) == 0:
-        raise InteractionsError("cannot compute RMSE on an empty test log")
-    if (test.n_users, test.n_items) != (model.n_users, model.n_items):
-        raise InvalidArgumentError(
-            f"test has {test.n_users} users x {test.n_items} items but the model was fitted on "
-            f"{model.n_users} x {model.n_items}"
-        )

@@ -20,8 +20,8 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from ..data import InteractionData
-from ..errors import InvalidArgumentError
+from .data import InteractionData
+from core.errors import InvalidArgumentError
 from .base import ModelConfig, Recommender, check_non_negative, check_positive, seed_everything
 from .registry import register
 from .training import fit_epochs

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ..errors import UnknownComponentError
+from core.errors import UnknownComponentError
 from .base import Recommender
 
 MODELS: dict[str, type[Recommender]] = {}

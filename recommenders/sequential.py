@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data import InteractionData
-from ..errors import InvalidArgumentError
+from .data import InteractionData
+from core.errors import InvalidArgumentError
 from .base import ModelConfig, Recommender, check_positive, seed_everything
 from .training import fit_epochs
 

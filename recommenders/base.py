@@ -19,10 +19,10 @@ import numpy as np
 import scipy.sparse as sp
 from safetensors.numpy import load_file, save_file
 
-from ..data import InteractionData
-from ..errors import InvalidArgumentError, NotFittedError
-from ..metrics import top_k
-from ..persistence import atomic_dir, read_manifest, write_manifest
+from .data import InteractionData
+from core.errors import InvalidArgumentError, NotFittedError
+from core.ranking import top_k
+from core.persistence import atomic_dir, read_manifest, write_manifest
 
 WEIGHTS = "weights.safetensors"
 
@@ -93,6 +93,8 @@ class Recommender(ABC):
     # autoencoders) rather than through the generic co-occurrence fold-in; the
     # engine then lets it rank a visitor's session instead of falling back to content.
     scores_sessions: ClassVar[bool] = False
+    # True when the model predicts rating values (`predict_ratings(users, items)`), judged by RMSE.
+    predicts_ratings: ClassVar[bool] = False
 
     def __init__(self, config: ModelConfig | None = None, **overrides: Any) -> None:
         base = config if config is not None else self.config_class()
@@ -116,7 +118,7 @@ class Recommender(ABC):
     def _remember(self, train: InteractionData) -> None:
         """Keep the shape and the training matrix, which scoring and `exclude_seen` need."""
         if len(train) == 0:
-            from ..errors import InteractionsError
+            from core.errors import InteractionsError
 
             raise InteractionsError("cannot fit on an empty interaction log")
         self.n_users, self.n_items = train.n_users, train.n_items
@@ -163,7 +165,7 @@ class Recommender(ABC):
     def _top_items(self, user: np.ndarray | None, history: list[np.ndarray] | None, n: int) -> np.ndarray:
         """`top_items` for a checked user row (1-element array) or history; scores every item."""
         scores = self._score_users(user, None) if user is not None else self._score_histories(history or [], None)
-        return top_k(np.asarray(scores, dtype=np.float32), n)[0]
+        return top_k(np.asarray(scores, dtype=np.float32), n)[0][0]
 
     @abstractmethod
     def _score_users(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:

@@ -29,9 +29,9 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from ..data import InteractionData
-from ..errors import InvalidArgumentError
-from ..metrics import top_k
+from .data import InteractionData
+from core.errors import InvalidArgumentError
+from core.ranking import top_k
 from .base import ModelConfig, Recommender, check_fraction, check_non_negative, check_positive, seed_everything
 from .registry import register
 from .training import EarlyStopping, progress, validation_ndcg
@@ -404,9 +404,9 @@ class NeuMF(Recommender):
         gmf, _, _ = self._item_cache()
         with torch.no_grad():
             proxy = ((user_gmf * self.net.out_gmf.weight[0]) @ gmf.T).numpy() + self._mlp_prior()
-        shortlist = top_k(proxy, self.shortlist_factor * n)[0]
+        shortlist = top_k(proxy, self.shortlist_factor * n)[0][0]
         exact = self._score_vectors(user_gmf, user_mlp, shortlist)
-        return shortlist[top_k(exact, n)[0]]
+        return shortlist[top_k(exact, n)[0][0]]
 
     def _mlp_prior(self) -> np.ndarray:
         """Every item's MLP-tower score for the mean user vector; the item-only part of the proxy."""

@@ -8,16 +8,14 @@ held-out relevant item rows of each user.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
+from core.errors import InteractionsError, InvalidArgumentError
+from core.ranking import top_k
 
-def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Column indices of the k best scores per row, best first."""
-    k = min(k, scores.shape[1])
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
-    return np.take_along_axis(part, order, axis=1)
+from .data import InteractionData
 
 
 def ranking_metrics(scores: np.ndarray, relevant: Sequence[np.ndarray], k: int = 10) -> dict[str, float]:
@@ -42,7 +40,7 @@ def per_user_metrics(scores: np.ndarray, relevant: Sequence[np.ndarray], k: int 
     """
     if scores.shape[0] != len(relevant):
         raise ValueError(f"{scores.shape[0]} score rows but {len(relevant)} relevant sets")
-    top = top_k(scores, k)
+    top = top_k(scores, k)[0]
     discounts = 1.0 / np.log2(np.arange(2, k + 2))
     out = np.zeros((4, len(relevant)))
     for row, rel in enumerate(relevant):
@@ -59,19 +57,21 @@ def per_user_metrics(scores: np.ndarray, relevant: Sequence[np.ndarray], k: int 
     return {f"hr@{k}": out[0], f"ndcg@{k}": out[1], f"recall@{k}": out[2], "mrr": out[3]}
 
 
-def paired_bootstrap(a: np.ndarray, b: np.ndarray, n_resamples: int = 10_000, seed: int = 0) -> tuple[float, float, float]:
-    """Mean of a - b over paired users and its 95% percentile-bootstrap interval (resampling users).
+def rmse(model: Any, test: InteractionData) -> float:
+    """Root mean squared error of a rating model's `predict_ratings` against `test.weights`.
 
     Example:
-        >>> diff, low, high = paired_bootstrap(np.array([1.0, 0.5, 0.8]), np.array([0.5, 0.5, 0.3]))
-        >>> round(diff, 3), low <= diff <= high
-        (0.333, True)
+        >>> rmse(create_model("biasedmf").fit(train), test)   # doctest: +SKIP
+        0.97
     """
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if a.shape != b.shape or a.ndim != 1 or not len(a):
-        raise ValueError(f"paired_bootstrap needs two equally long, non-empty 1-d arrays, got {a.shape} and {b.shape}")
-    diff = a - b
-    rng = np.random.default_rng(seed)
-    means = diff[rng.integers(0, len(diff), size=(n_resamples, len(diff)))].mean(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return float(diff.mean()), float(low), float(high)
+    if not getattr(model, "predicts_ratings", False):
+        raise InvalidArgumentError(f"model {type(model).__name__} has no predict_ratings; RMSE needs a rating model")
+    if len(test) == 0:
+        raise InteractionsError("cannot compute RMSE on an empty test log")
+    if (test.n_users, test.n_items) != (model.n_users, model.n_items):
+        raise InvalidArgumentError(
+            f"test has {test.n_users} users x {test.n_items} items but the model was fitted on "
+            f"{model.n_users} x {model.n_items}"
+        )
+    predicted = np.asarray(model.predict_ratings(test.users, test.items), dtype=np.float64)
+    return float(np.sqrt(np.mean((predicted - test.weights.astype(np.float64)) ** 2)))

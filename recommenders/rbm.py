@@ -44,8 +44,8 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from ..data import InteractionData
-from ..errors import InvalidArgumentError, NotFittedError
+from .data import InteractionData
+from core.errors import InvalidArgumentError, NotFittedError
 from .base import ModelConfig, Recommender, check_fraction, check_non_negative, check_positive, seed_everything
 from .registry import register
 from .training import fit_epochs
@@ -194,6 +194,7 @@ class RBM(Recommender):
         array([3.81, 2.95], dtype=float32)
     """
 
+    predicts_ratings: ClassVar[bool] = True
     name: ClassVar[str] = "rbm"
     config_class: ClassVar[type[ModelConfig]] = RBMConfig
     scores_sessions: ClassVar[bool] = True  # hidden activations of the visitor's items

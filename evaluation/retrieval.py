@@ -31,9 +31,9 @@ from encoders.base import Encoder
 from encoders.fusion import Fusion, FusionConfig
 from encoders.image import load_image
 
-from .catalog import Catalog
-from .errors import EngineError, InvalidArgumentError
-from .metrics import top_k
+from engine.catalog import Catalog
+from core.errors import EngineError, InvalidArgumentError
+from core.ranking import top_k
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_CLASSES = (
@@ -101,7 +101,7 @@ def precision_at_k(vectors: np.ndarray, labels: Sequence[Any] | np.ndarray, k: i
     unit = vectors / norms[:, None]
     scores = unit @ unit.T
     np.fill_diagonal(scores, -np.inf)  # an item is not its own neighbour, as in Engine.similar
-    neighbours = top_k(scores, k)
+    neighbours = top_k(scores, k)[0]
     return float((labels[neighbours] == labels[:, None]).mean())
 
 
@@ -372,7 +372,7 @@ def engine_check(catalog: Catalog, vectors: ModalityVectors, config: Any, k: int
     Returns `engine_precision`, `numpy_precision` (fused at `config.fusion`) and
     `max_abs_diff` between the engine's stored vectors and the NumPy-fused ones.
     """
-    from .engine import Engine  # deferred: the facade pulls in the index and models
+    from engine.engine import Engine  # deferred: the facade pulls in the index and models
 
     engine = Engine.build(catalog, config, show_progress=False)
     ids = [i for i in catalog.ids if i in engine.index]

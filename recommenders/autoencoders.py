@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data import InteractionData
+from .data import InteractionData
 from .base import (
     ModelConfig,
     Recommender,

@@ -124,7 +124,7 @@ class GRU4Rec(SequentialRecommender):
 
     name: ClassVar[str] = "gru4rec"
     config_class: ClassVar[type[ModelConfig]] = GRU4RecConfig
-    # What `engine.evaluation.tune` searches: the settings that moved validation NDCG on ML-100K.
+    # What `evaluation.protocols.tune` searches: the settings that moved validation NDCG on ML-100K.
     tuning_grid: ClassVar[dict[str, list[Any]]] = {
         "hidden_dim": [64, 100, 200],
         "dropout_hidden": [0.0, 0.2, 0.4],

@@ -21,8 +21,8 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from ..data import InteractionData
-from ..errors import InvalidArgumentError
+from .data import InteractionData
+from core.errors import InvalidArgumentError
 from .base import ModelConfig, Recommender, _history_matrix, seed_everything
 from .registry import register
 from .training import EarlyStopping, progress, validation_ndcg

@@ -54,9 +54,3 @@ class UnknownComponentError(EngineError, KeyError):
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
 
-
-def check_k(k: int) -> int:
-    """Validate a result count; returns it unchanged."""
-    if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
-        raise InvalidArgumentError(f"k must be a positive integer, got {k!r}")
-    return k

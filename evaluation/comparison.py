@@ -11,7 +11,7 @@ leave-last-out) and reads from that fit everything the split can tell:
 * on leave-last-out, the sampled protocol (`evaluate_sampled`, 100 negatives),
   only for comparison with published numbers;
 * for models that predict ratings (`predict_ratings`), RMSE on the split's test
-  ratings with `engine.rating_eval`, beside the global-mean baseline.
+  ratings with `evaluation.rating`, beside the global-mean baseline.
 
 One more fit per model, on `cold_split` with a seeded 20% of the items removed
 from training, gives item cold start (`evaluate_cold_items`). Every fit is
@@ -34,9 +34,10 @@ from typing import Any
 
 import numpy as np
 
-from .data import InteractionData
-from .errors import InvalidArgumentError, check_k
-from .evaluation import (
+from recommenders.data import InteractionData
+from core.errors import InvalidArgumentError
+from core.checks import check_k
+from .protocols import (
     ColdStartResult,
     Metrics,
     TuningResult,
@@ -47,10 +48,10 @@ from .evaluation import (
     time_fit,
     tune,
 )
-from .metrics import paired_bootstrap
-from .models.registry import create_model
-from .rating_eval import RatingPredictor, RatingReport, global_mean_rmse, rating_report
-from .splits import Split, leave_last_out, temporal_split
+from .statistics import paired_bootstrap
+from recommenders.registry import create_model
+from .rating import RatingReport, global_mean_rmse, rating_report
+from recommenders.splits import Split, leave_last_out, temporal_split
 
 log = logging.getLogger(__name__)
 
@@ -368,7 +369,7 @@ def _evaluate_split(
         sampled = evaluate_sampled(model, split, config.k, n_negatives=config.n_negatives, seed=config.seed,
                                    served=served)
     rating = None
-    if "rmse" in config.protocols and isinstance(model, RatingPredictor):
+    if "rmse" in config.protocols and model.predicts_ratings:
         rating = rating_report(model, split.train, split.test)
     return SplitResult(validation, test, sampled, rating, seconds)
 

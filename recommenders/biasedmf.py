@@ -5,7 +5,7 @@ Recommender Systems" (IEEE Computer): r_ui ~ mu + b_u + b_i + p_u . q_i,
 fitted to the observed ratings by mini-batch stochastic gradient (Adam) on the
 squared error plus an L2 penalty on the biases and factors of each rating's
 user and item. It is the rating-prediction baseline the RBM is compared with
-(`engine.rating_eval`).
+(`evaluation.rating`).
 
 Fitted to the observed ratings alone, the model learns how a user rates an
 item but never which items they choose, so it ranks worse than popularity on
@@ -34,8 +34,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data import InteractionData
-from ..errors import InvalidArgumentError
+from .data import InteractionData
+from core.errors import InvalidArgumentError
 from .base import ModelConfig, Recommender, check_non_negative, check_positive, seed_everything
 from .registry import register
 from .training import fit_epochs
@@ -127,6 +127,7 @@ class BiasedMF(Recommender):
         array([3.6, 4.1], dtype=float32)
     """
 
+    predicts_ratings: ClassVar[bool] = True
     name: ClassVar[str] = "biasedmf"
     config_class: ClassVar[type[ModelConfig]] = BiasedMFConfig
     config: BiasedMFConfig

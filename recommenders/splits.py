@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .data import InteractionData
-from .errors import InteractionsError, InvalidArgumentError
+from core.errors import InteractionsError, InvalidArgumentError
 
 
 @dataclass(frozen=True)
