@@ -19,6 +19,11 @@ from .errors import FormatVersionError
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+# What a folder holds, written as the manifest's "kind": one constant each.
+ENGINE_KIND = "engine"
+INDEX_KIND = "vector_index"
+MODEL_KIND = "recommender"
+PERSONALISER_KIND = "personaliser"
 
 
 def library_versions() -> dict[str, str]:

@@ -43,6 +43,17 @@ class IdFilter:
         if not isinstance(self.exclude, frozenset):
             object.__setattr__(self, "exclude", frozenset(self.exclude))
 
+    def allows(self, id: str) -> bool:
+        """Whether a search may return `id` (membership only: an allowed id need not be stored).
+
+        Example:
+            >>> IdFilter(include=frozenset({"a", "b"}), exclude=frozenset({"b"})).allows("b")
+            False
+        """
+        if id in self.exclude:
+            return False
+        return self.include is None or id in self.include
+
 
 class VectorIndex(ABC):
     """Inner-product search over float32 vectors keyed by raw string ids.
