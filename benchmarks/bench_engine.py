@@ -120,13 +120,14 @@ def candidate_searches(engine: Engine, vectors: np.ndarray, rng: np.random.Gener
 
 def shortlist_recall(engine: Engine, who: list[str]) -> None:
     """How many of the model's exact top items (scoring every item) its `top_items` finds."""
-    personaliser = engine.personaliser
-    model, n = personaliser.model, engine.config.recommend.model_candidates
+    trained = engine.trained
+    assert trained is not None
+    model, n = trained.model, engine.config.recommend.model_candidates
     if n <= 0:
         return
     found, t_short, t_exact = [], [], []
     for user in who[:50]:
-        row = personaliser._user_rows[user]
+        row = trained.user_row(user)
         start = time.perf_counter()
         short = model.top_items(user=row, n=n)
         t_short.append(time.perf_counter() - start)

@@ -11,8 +11,9 @@ For each model in `recommenders.list_models()`:
 
 Models that need item features get random unit vectors (timings only). A model that
 fails or runs past `--timeout` shows the error in its row instead of stopping the table.
-For models that do not train in epochs (popularity, itemknn, content) "s/epoch" is
-the whole fit divided by the requested epochs, i.e. not meaningful.
+"s/epoch" is the model's own `training.seconds_per_epoch` (the epoch step alone); for
+models that do not train in epochs (popularity, itemknn, content) it is the whole fit
+divided by the requested epochs, i.e. not meaningful.
 
 Usage:
     .venv/bin/python benchmarks/bench_models.py            # every model, 3 epochs, 300 queries
@@ -37,7 +38,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from recommenders.data import InteractionData  # noqa: E402
-from recommenders import Recommender, create_model, list_models  # noqa: E402
+from recommenders import Recommender, create_model, list_models, model_class  # noqa: E402
 
 FEATURE_DIM = 384
 CANDIDATES = 200
@@ -112,7 +113,7 @@ def features(n_items: int, seed: int = 0) -> np.ndarray:
 def build(name: str, epochs: int) -> Recommender:
     """A model with `epochs` epochs (when its config has that field) and no progress bar."""
     overrides: dict[str, Any] = {"show_progress": False}
-    if "epochs" in {f.name for f in fields(create_model(name).config)}:
+    if "epochs" in {f.name for f in fields(model_class(name).config_class)}:
         overrides["epochs"] = epochs
     return create_model(name, **overrides)
 
@@ -168,7 +169,7 @@ def measure(name: str, ml: InteractionData, big: InteractionData | None, args: a
             warm_up(name)
         with time_limit(args.timeout):
             model, seconds = fit(name, ml, args.epochs)
-        row.epoch_s = seconds / args.epochs
+        row.epoch_s = model.training.seconds_per_epoch if model.training.epochs_trained else seconds / args.epochs
         stage = "ml-100k score"
         with time_limit(args.timeout):
             row.p50_ms, row.p99_ms = candidate_latency(model, ml, args.queries)

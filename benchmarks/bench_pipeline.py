@@ -30,9 +30,10 @@ import pandas as pd
 import torch
 from PIL import Image
 
+from encoders.imageio import load_image
+from encoders.item import ItemEncoder
 from engine import Catalog, EngineConfig
-from engine.engine import _make_encoders
-from engine.pipeline import Encoders, encode_items, open_image
+from engine.pipeline import encode_items
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -56,10 +57,10 @@ def large_photos(n: int, folder: Path) -> Catalog:
     return Catalog(pd.DataFrame(rows), base_dir=folder, source="large photos")
 
 
-def ceiling(catalog: Catalog, enc: Encoders, batch: int) -> float:
+def ceiling(catalog: Catalog, enc: ItemEncoder, batch: int) -> float:
     """Items/s of forward passes alone (tensors and strings prepared beforehand)."""
     assert enc.image is not None and enc.text is not None
-    tensors = [enc.image.preprocess(open_image(catalog.image_path(r), 256)) for r in range(len(catalog))]
+    tensors = [enc.image.preprocess(load_image(catalog.image_path(r), 256)) for r in range(len(catalog))]
     texts = [catalog.text(r) for r in range(len(catalog))]
     stacks = [torch.stack(tensors[s : s + batch]) for s in range(0, len(tensors), batch)]
     start = time.perf_counter()
@@ -70,18 +71,18 @@ def ceiling(catalog: Catalog, enc: Encoders, batch: int) -> float:
     return len(catalog) / (time.perf_counter() - start)
 
 
-def naive(catalog: Catalog, enc: Encoders) -> float:
+def naive(catalog: Catalog, enc: ItemEncoder) -> float:
     """Items/s of a one-item-at-a-time loop."""
     assert enc.image is not None and enc.text is not None
     start = time.perf_counter()
     for r in range(len(catalog)):
-        img = enc.image.encode_tensors(enc.image.preprocess(open_image(catalog.image_path(r)))[None])
+        img = enc.image.encode_tensors(enc.image.preprocess(load_image(catalog.image_path(r)))[None])
         txt = enc.text.encode([catalog.text(r)])
         enc.fusion.fuse(img, txt, np.array([True]), np.array([True]))
     return len(catalog) / (time.perf_counter() - start)
 
 
-def pipeline(catalog: Catalog, enc: Encoders, batch: int, workers: int) -> float:
+def pipeline(catalog: Catalog, enc: ItemEncoder, batch: int, workers: int) -> float:
     start = time.perf_counter()
     out = encode_items(catalog, enc, batch_size=batch, num_workers=workers, show_progress=False)
     assert not out.skipped, out.skipped[:3]
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--photos", type=int, default=200)
     args = p.parse_args(argv)
     config = EngineConfig()
-    enc = _make_encoders(config)
+    enc = ItemEncoder.from_config(config.encoders, config.fusion)
     batch, workers = config.encoders.batch_size, config.encoders.num_workers
     sample = Catalog.from_file(REPO / "sample_catalog" / "items.csv")
     n = 96 if args.quick else None

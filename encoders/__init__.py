@@ -1,4 +1,8 @@
-"""Image and text encoders producing unit vectors, and their weighted fusion.
+"""Image and text encoders producing unit vectors, their weighted fusion, and the item encoder.
+
+The concrete encoders live in `encoders.image` (torchvision, timm) and
+`encoders.text` (transformers) and are not imported here: those libraries take
+seconds to import, so they load only when `create_encoder` (or the caller) needs one.
 
 Example:
     >>> from encoders import create_encoder, list_encoders   # doctest: +SKIP
@@ -9,34 +13,26 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+from .base import Encoder, ImageEncoder, TextEncoder
+from .config import EncoderConfig
+from .device import resolve_device
+from .fusion import Fusion, FusionConfig
+from .imageio import ImageLike, load_image
+from .item import ItemEncoder
+from .registry import ENCODERS, create_encoder, list_encoders
 
-# Lazy exports (PEP 562): importing `encoders` must not pull in timm or transformers
-# (seconds each) when the caller only needs, say, the fusion maths.
-_EXPORTS = {
-    "Encoder": "encoders.base",
-    "ImageEncoder": "encoders.base",
-    "TextEncoder": "encoders.base",
-    "ImagePreprocessor": "encoders.image",
-    "load_image": "encoders.image",
-    "EfficientNetLiteEncoder": "encoders.image",
-    "EfficientNetLite0Encoder": "encoders.image",
-    "TorchvisionEncoder": "encoders.image",
-    "MiniLMEncoder": "encoders.text",
-    "Fusion": "encoders.fusion",
-    "FusionConfig": "encoders.fusion",
-    "ENCODERS": "encoders.registry",
-    "create_encoder": "encoders.registry",
-    "list_encoders": "encoders.registry",
-    "resolve_device": "encoders.device",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'encoders' has no attribute {name!r}")
+__all__ = [
+    "ENCODERS",
+    "Encoder",
+    "EncoderConfig",
+    "Fusion",
+    "FusionConfig",
+    "ImageEncoder",
+    "ImageLike",
+    "ItemEncoder",
+    "TextEncoder",
+    "create_encoder",
+    "list_encoders",
+    "load_image",
+    "resolve_device",
+]

@@ -18,8 +18,7 @@ from PIL import Image
 
 from core.errors import InvalidArgumentError
 
-# What an image encoder accepts for one item: a decoded image or a file path.
-ImageLike = Image.Image | str | Path
+from .imageio import ImageLike
 
 
 class Encoder(ABC):

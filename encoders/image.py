@@ -1,8 +1,10 @@
 """Image encoders: pooled CNN features from EfficientNet-Lite (timm) or torchvision backbones.
 
-Decoding and preprocessing live in `ImagePreprocessor`, a small picklable
-object with no model inside, so it can run in DataLoader worker processes
-while the main process runs the forward pass (`ImageEncoder.encode_tensors`).
+Decoding (`encoders.imageio.load_image`) and preprocessing live in
+`ImagePreprocessor`, a small picklable object with no model inside, so it can run
+in DataLoader worker processes while the main process runs the forward pass
+(`ImageEncoder.encode_tensors`). The registry's named variants are the small
+factories `efficientnet_lite2` and `resnet50`.
 """
 
 from __future__ import annotations
@@ -12,16 +14,16 @@ import importlib.util
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
 from torchvision import transforms as T
 
-from core.errors import ImageError, InvalidArgumentError, UnknownComponentError
+from core.errors import InvalidArgumentError, UnknownComponentError
 
-from .base import ImageEncoder, ImageLike, check_batch_size
+from .base import ImageEncoder, check_batch_size
 from .device import resolve_device
+from .imageio import ImageLike, load_image
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -32,51 +34,6 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # these weights (daisy 0.12 vs 0.28 on scikit-learn's flower.jpg).
 TF_LITE_MEAN = (127.0 / 255.0,) * 3
 TF_LITE_STD = (128.0 / 255.0,) * 3
-
-
-def load_image(image: ImageLike) -> Image.Image:
-    """Decode `image` (a path or a PIL image) to an RGB PIL image.
-
-    EXIF rotation is applied; transparency (RGBA, LA, palette with a transparent
-    colour) is composited onto white, so a transparent product cut-out looks like
-    it does on a white shop page instead of on black.
-
-    Args:
-        image: A `PIL.Image.Image`, or a `str`/`Path` to an image file.
-
-    Returns:
-        An image in mode `"RGB"`.
-
-    Raises:
-        ImageError: The file does not exist or cannot be decoded.
-
-    Example:
-        >>> load_image(Image.new("RGBA", (4, 4), (255, 0, 0, 0))).getpixel((0, 0))
-        (255, 255, 255)
-    """
-    if isinstance(image, Image.Image):
-        return _to_rgb(image)
-    path = Path(image)
-    if not path.is_file():
-        raise ImageError(f"image file '{path}' does not exist")
-    try:
-        with Image.open(path) as opened:
-            opened.load()
-            return _to_rgb(ImageOps.exif_transpose(opened))
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise ImageError(f"cannot decode image file '{path}': {exc}") from exc
-
-
-def _to_rgb(image: Image.Image) -> Image.Image:
-    """Convert any PIL mode to RGB, compositing transparency onto white."""
-    if image.mode.startswith("I;16"):  # 16-bit greyscale: PIL would clip it to white
-        grey = (np.asarray(image, dtype=np.float32) / 257.0).round().astype(np.uint8)
-        return Image.fromarray(grey, mode="L").convert("RGB")
-    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
-    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 class ImagePreprocessor:
@@ -232,6 +189,16 @@ class EfficientNetLite0Encoder(EfficientNetLiteEncoder):
         )
 
 
+def efficientnet_lite2(**kwargs: Any) -> EfficientNetLiteEncoder:
+    """EfficientNet-Lite2 (260 px input, 1280-d); its weights package must be installed.
+
+    Example:
+        >>> efficientnet_lite2(pretrained=False, device="cpu").dim  # doctest: +SKIP
+        1280
+    """
+    return EfficientNetLiteEncoder("efficientnet-lite2", **kwargs)
+
+
 def _packaged_lite_weights(spec: _LiteVariant) -> Path:
     """Path of the state_dict shipped inside the variant's weights package."""
     if not spec.installed:
@@ -331,6 +298,16 @@ class TorchvisionEncoder(ImageEncoder):
         self.model = model.eval().to(self.device)
         self.dim = int(head.in_features)
         self.preprocessor = ImagePreprocessor(224, 256, IMAGENET_MEAN, IMAGENET_STD, interpolation="bilinear")
+
+
+def resnet50(**kwargs: Any) -> TorchvisionEncoder:
+    """torchvision ResNet-50 (2048-d); needs `weights_path=`.
+
+    Example:
+        >>> resnet50(weights_path="resnet50.pth").dim  # doctest: +SKIP
+        2048
+    """
+    return TorchvisionEncoder("resnet50", **kwargs)
 
 
 def _last_linear(model: torch.nn.Module, arch: str) -> tuple[str, torch.nn.Linear]:

@@ -202,7 +202,7 @@ class Catalog:
             raise CatalogError(f"items already in the catalog: {', '.join(map(repr, both[:5]))}" + (
                 f" and {len(both) - 5} more" if len(both) > 5 else ""))
         merged = pd.concat([self._frame, other._frame], ignore_index=True)
-        return Catalog._from_normalised(merged, self.base_dir, self.source)
+        return Catalog.from_normalised(merged, self.base_dir, self.source)
 
     def without(self, ids: Sequence[str]) -> Catalog:
         """A catalog without these ids; raises UnknownItemError naming the first unknown one."""
@@ -212,11 +212,17 @@ class Catalog:
         kept = self._frame[~self._frame["id"].isin(drop)].reset_index(drop=True)
         if len(kept) == 0:
             raise CatalogError("removing these ids would leave the catalog empty")
-        return Catalog._from_normalised(kept, self.base_dir, self.source)
+        return Catalog.from_normalised(kept, self.base_dir, self.source)
 
     @classmethod
-    def _from_normalised(cls, frame: pd.DataFrame, base_dir: Path, source: str) -> Catalog:
-        """Wrap an already-normalised frame (absolute image paths, canonical names)."""
+    def from_normalised(cls, frame: pd.DataFrame, base_dir: Path, source: str) -> Catalog:
+        """Wrap a frame that is already normalised (canonical column names, absolute image paths).
+
+        A model folder's `catalog.parquet` is such a frame; any other table goes through `Catalog(...)`.
+
+        Example:
+            >>> catalog = Catalog.from_normalised(pd.read_parquet("models/sample/catalog.parquet"), Path("sample_catalog"), "models/sample")  # doctest: +SKIP
+        """
         catalog = cls.__new__(cls)
         catalog.source, catalog.base_dir = source, base_dir
         catalog._frame = frame.reset_index(drop=True)

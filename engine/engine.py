@@ -12,18 +12,20 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from encoders.fusion import Fusion
-from encoders.registry import create_encoder
-from index import VectorIndex, create_index, load_index
+from core.checks import check_k
+from core.errors import CatalogError, EngineError, InvalidArgumentError, UnknownItemError
+from core.persistence import atomic_dir, read_manifest, write_manifest
+from encoders.imageio import load_image
+from encoders.item import ItemEncoder
+from index import IdFilter, VectorIndex, create_index, load_index
 
 from .catalog import Catalog, as_catalog
 from .config import EngineConfig
-from core.errors import CatalogError, EngineError, InvalidArgumentError, UnknownItemError
-from core.checks import check_k
 from .filters import ItemFilter, as_filter
-from core.persistence import atomic_dir, read_manifest, write_manifest
-from .pipeline import EncodedItems, Encoders, encode_items, open_image
+from .personalise import Personaliser
+from .pipeline import EncodedItems, encode_items
 from .results import Match, Skipped
+from .trained import TrainedModel
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +46,7 @@ class Engine:
         index: VectorIndex,
         hashes: Mapping[str, str],
         skipped: Sequence[Skipped] = (),
-        encoders: Encoders | None = None,
+        encoders: ItemEncoder | None = None,
     ) -> None:
         self.config = config
         self.catalog = catalog
@@ -52,7 +54,7 @@ class Engine:
         self._hashes = dict(hashes)
         self.skipped: list[Skipped] = list(skipped)
         self._encoders = encoders
-        self.personaliser: Any = None  # set by fit() / load(); see engine.personalise
+        self.trained: TrainedModel | None = None  # set by fit() / load()
 
     # ----- building ---------------------------------------------------------
     @classmethod
@@ -82,7 +84,7 @@ class Engine:
             []
         """
         config = config or EngineConfig()
-        encoders = _make_encoders(config)
+        encoders = ItemEncoder.from_config(config.encoders, config.fusion)
         cache = previous._vector_cache(config) if previous is not None else None
         encoded = encode_items(
             catalog,
@@ -111,10 +113,10 @@ class Engine:
         return dict(zip((self._hashes[i] for i in ids), self.index.vectors(ids)))
 
     @property
-    def encoders(self) -> Encoders:
+    def encoders(self) -> ItemEncoder:
         """The encoders, loaded on first use (a loaded engine needs them only for queries and `add`)."""
         if self._encoders is None:
-            self._encoders = _make_encoders(self.config)
+            self._encoders = ItemEncoder.from_config(self.config.encoders, self.config.fusion)
         return self._encoders
 
     # ----- queries ----------------------------------------------------------
@@ -171,7 +173,7 @@ class Engine:
             if enc.image is None:
                 raise InvalidArgumentError("this engine was built without an image encoder; search by text instead")
             if not isinstance(image, Image.Image):
-                image = open_image(image)
+                image = load_image(image)
             image_vec = enc.image.encode([image])[0]
         return enc.fusion.query(image=image_vec, text=text_vec)[0]
 
@@ -184,7 +186,7 @@ class Engine:
             raise UnknownItemError(f"item {item_id!r} is not in the catalog ({len(self.index):,} items indexed)")
         return self.index.vectors([item_id])[0]
 
-    def _search(self, queries: np.ndarray, k: int, id_filter: Any, source: str) -> list[list[Match]]:
+    def _search(self, queries: np.ndarray, k: int, id_filter: IdFilter, source: str) -> list[list[Match]]:
         scores, ids = self.index.search(queries.astype(np.float32), k, id_filter)
         return [
             [Match(str(i), float(s), self.catalog.fields(self.catalog.row(str(i))), source) for s, i in zip(srow, irow)]
@@ -253,13 +255,16 @@ class Engine:
         Example:
             >>> engine.fit(Interactions.from_file("sample_catalog/interactions.csv"))  # doctest: +SKIP
         """
-        from .personalise import Personaliser
-
         name = model or self.config.recommend.model
-        self.personaliser = Personaliser.fit(
-            self, interactions, name, on_unknown=on_unknown, show_progress=show_progress, **overrides
+        self.trained = TrainedModel.fit(
+            self.index, interactions, name, on_unknown=on_unknown, show_progress=show_progress, **overrides
         )
         return self
+
+    @property
+    def personaliser(self) -> Personaliser:
+        """What answers `recommend`: the index, catalog and trained model as they are now."""
+        return Personaliser(self.index, self.catalog, self.config.recommend, self.trained)
 
     def recommend(
         self,
@@ -282,17 +287,8 @@ class Engine:
             >>> engine.recommend("user-42", k=10)                        # doctest: +SKIP
             >>> engine.recommend(history=["sku-1", "sku-7"], k=10)        # doctest: +SKIP
         """
-        from .personalise import _check_history, _to_matches, _top, content_candidates, require
-
-        check_k(k)
-        if self.personaliser is None and user_id is None and history is not None:
-            hist = [i for i in _check_history(self, history) if i in self.index]
-            seen = set(hist) if exclude_seen else set()
-            id_filter = as_filter(filter).to_id_filter(self.catalog, also_exclude=seen)
-            pool = content_candidates(self, hist, self.config.recommend, id_filter)
-            return _to_matches(self, _top(pool, k), "content")
-        return require(self.personaliser).recommend(
-            self, user_id, history, k=k, filter=filter, exclude_seen=exclude_seen, strict=strict
+        return self.personaliser.recommend(
+            user_id, k, history=history, filter=filter, exclude_seen=exclude_seen, strict=strict
         )
 
     # ----- persistence ------------------------------------------------------
@@ -310,8 +306,8 @@ class Engine:
             (tmp / "skipped.json").write_text(json.dumps([[s.item_id, s.reason] for s in self.skipped]))
             self.index.save(tmp / "index")
             parts = ["catalog.parquet", "hashes.parquet", "skipped.json", "index"]
-            if self.personaliser is not None:
-                self.personaliser.save(tmp / "personaliser")
+            if self.trained is not None:
+                self.trained.save(tmp / "personaliser")
                 parts.append("personaliser")
             write_manifest(
                 tmp,
@@ -330,14 +326,12 @@ class Engine:
         manifest = read_manifest(path, "engine")
         config = EngineConfig.from_dict(manifest["config"])
         frame = pd.read_parquet(path / "catalog.parquet")
-        catalog = Catalog._from_normalised(frame, Path(manifest["catalog_base_dir"]), str(path))
+        catalog = Catalog.from_normalised(frame, Path(manifest["catalog_base_dir"]), str(path))
         hashes = pd.read_parquet(path / "hashes.parquet")
         skipped = [Skipped(i, r) for i, r in json.loads((path / "skipped.json").read_text())]
         engine = cls(config, catalog, load_index(path / "index"), dict(zip(hashes["id"], hashes["hash"])), skipped)
         if "personaliser" in manifest["parts"]:
-            from .personalise import Personaliser
-
-            engine.personaliser = Personaliser.load(path / "personaliser")
+            engine.trained = TrainedModel.load(path / "personaliser")
         return engine
 
     def __len__(self) -> int:
@@ -345,20 +339,6 @@ class Engine:
 
     def __repr__(self) -> str:
         return f"Engine({len(self.index):,} items indexed, index={type(self.index).__name__}, dim={self.index.dim})"
-
-
-def _make_encoders(config: EngineConfig) -> Encoders:
-    """Create the configured encoders and their fusion."""
-    enc = config.encoders
-    if enc.image is None and enc.text is None:
-        raise InvalidArgumentError("at least one of encoders.image and encoders.text must be set")
-    image_opts: dict[str, Any] = {"device": enc.device}
-    if enc.image_weights is not None:
-        image_opts["weights_path"] = enc.image_weights
-    image = create_encoder(enc.image, **image_opts) if enc.image else None
-    text = create_encoder(enc.text, device=enc.device) if enc.text else None
-    fusion = Fusion(image_dim=image.dim if image else 0, text_dim=text.dim if text else 0, config=config.fusion)
-    return Encoders(image=image, text=text, fusion=fusion)  # type: ignore[arg-type]
 
 
 def _write_catalog(frame: pd.DataFrame, path: Path) -> None:

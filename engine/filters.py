@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from core.errors import CatalogError, InvalidArgumentError
 from index.base import IdFilter
 
 from .catalog import Catalog
-from core.errors import CatalogError, InvalidArgumentError
 
 
 @dataclass(frozen=True)

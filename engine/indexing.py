@@ -7,10 +7,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.errors import EngineError
+
 from .catalog import Catalog, CatalogColumns
 from .config import EngineConfig
 from .engine import Engine
-from core.errors import EngineError
 from .results import Skipped
 
 log = logging.getLogger(__name__)
@@ -75,8 +76,8 @@ def index_catalog(
         except (EngineError, OSError, ValueError) as exc:
             log.warning("not reusing the model in %s (%s); encoding everything", out, exc)
     engine = Engine.build(catalog, config, previous=previous, show_progress=show_progress)
-    if previous is not None and previous.personaliser is not None:
-        engine.personaliser = previous.personaliser  # keep a trained model; refit to learn new items
+    if previous is not None and previous.trained is not None:
+        engine.trained = previous.trained  # keep a trained model; refit to learn new items
     engine.save(out)
     encoded = engine.last_build
     report = IndexReport(

@@ -17,8 +17,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from recommenders.data import InteractionData
 from core.errors import InteractionsError, InvalidArgumentError, UnknownUserError
+from recommenders.data import InteractionData
 
 REQUIRED = ("user_id", "item_id", "timestamp")
 OPTIONAL = ("event", "weight")

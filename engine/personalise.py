@@ -1,14 +1,16 @@
 """Personalised recommendation: candidates from the index, ordered by a trained model.
 
-For a request the engine gathers candidates from two places: the FAISS
-neighbours of the visitor's most recent items (each weighted by recency) and
-the model's own top items. The model then orders them. Which path serves a
-request:
+A `Personaliser` is built from what it reads: the vector index, the catalog (for
+item fields and membership), the `RecommendConfig` and, once `Engine.fit` ran, a
+`TrainedModel`. For a request it gathers candidates from two places, the FAISS
+neighbours of the visitor's most recent items (each weighted by recency) and the
+model's own top items, and the model orders them. Which path serves a request:
 
 * a user the model was trained on -> the model ranks (`Match.source` = model name);
 * an anonymous history, with a model that scores sessions natively
   (GRU4Rec, SASRec, the autoencoders, the RBM) -> the model ranks the history;
-* any other history -> content similarity to the history (`source="content"`);
+* any other history, or no trained model -> content similarity to the history
+  (`source="content"`);
 * no history at all -> popularity in the training log (`source="popularity"`).
 
 Every candidate carries `because`: the history item whose content is nearest to it.
@@ -16,98 +18,74 @@ Every candidate carries `because`: the history item whose content is nearest to 
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
 
 import numpy as np
-import pandas as pd
 import torch
 
-from .config import RecommendConfig
-from core.errors import InvalidArgumentError, NotFittedError, UnknownItemError, UnknownUserError
 from core.checks import check_k
-from .filters import ItemFilter, as_filter
-from .interactions import Interactions
+from core.errors import InvalidArgumentError, NotFittedError, UnknownItemError, UnknownUserError
 from core.ranking import top_k
-from recommenders.base import Recommender
-from recommenders.registry import create_model
-from core.persistence import atomic_dir, read_manifest, write_manifest
+from index import IdFilter, VectorIndex
+
+from .catalog import Catalog
+from .config import RecommendConfig
+from .filters import ItemFilter, as_filter
 from .results import Match
-from recommenders.splits import leave_last_out
+from .trained import TrainedModel
 
-if TYPE_CHECKING:
-    from .engine import Engine
-
-log = logging.getLogger(__name__)
+# A candidate: (item id, score, the history item that led to it or None).
+Candidate = tuple[str, float, "str | None"]
 
 
 class Personaliser:
-    """A trained model plus what serving needs: id vocabularies, histories, popularity."""
+    """Answers `recommend` requests from an index, a catalog, a config and (optionally) a trained model.
+
+    Cheap to build: it only keeps references, so the engine makes one for the state it serves.
+
+    Example:
+        >>> p = Personaliser(engine.index, engine.catalog, RecommendConfig(), trained)  # doctest: +SKIP
+        >>> p.recommend("user-42", k=5)                                                 # doctest: +SKIP
+    """
 
     def __init__(
-        self, model: Recommender, user_ids: Sequence[str], item_ids: Sequence[str], history: pd.DataFrame
+        self, index: VectorIndex, catalog: Catalog, config: RecommendConfig, trained: TrainedModel | None = None
     ) -> None:
-        self.model = model
-        self.user_ids = list(user_ids)
-        self.item_ids = list(item_ids)
-        self._user_rows = {u: r for r, u in enumerate(self.user_ids)}
-        self._item_rows = {i: r for r, i in enumerate(self.item_ids)}
-        self.history = history.sort_values(["user_id", "timestamp"], kind="stable").reset_index(drop=True)
-        self._histories = {u: g["item_id"].tolist() for u, g in self.history.groupby("user_id", sort=False)}
-        counts = self.history["item_id"].value_counts()
-        self._popular = [i for i in counts.index.tolist()]
+        self.index = index
+        self.catalog = catalog
+        self.config = config
+        self.trained = trained
 
-    # ----- training -----------------------------------------------------------
-    @classmethod
-    def fit(
-        cls,
-        engine: Engine,
-        interactions: Interactions,
-        model: str,
-        on_unknown: str = "raise",
-        show_progress: bool = True,
-        **overrides: Any,
-    ) -> Personaliser:
-        """Train `model` on the log; each user's last event is held out for early stopping."""
-        if not isinstance(interactions, Interactions):
-            raise InvalidArgumentError(f"fit needs an Interactions log, got {type(interactions).__name__}")
-        item_ids = list(engine.index.ids)
-        log_ = interactions.validate_items(item_ids, on_unknown)  # type: ignore[arg-type]
-        user_ids = log_.user_vocabulary()
-        data = log_.to_data(user_ids, item_ids)
-        split = leave_last_out(data)
-        recommender = create_model(model, show_progress=show_progress, **overrides)
-        features = engine.index.vectors(item_ids) if recommender.uses_item_features else None
-        recommender.fit(split.train, split.validation if len(split.validation) else None, item_features=features)
-        history = log_.frame[["user_id", "item_id", "timestamp"]]
-        return cls(recommender, user_ids, item_ids, history)
-
-    # ----- serving ------------------------------------------------------------
     def recommend(
         self,
-        engine: Engine,
         user_id: str | None = None,
-        history: Sequence[str] | None = None,
         k: int = 10,
+        *,
+        history: Sequence[str] | None = None,
         filter: ItemFilter | None = None,
         exclude_seen: bool = True,
         strict: bool = False,
     ) -> list[Match]:
         """See `Engine.recommend`."""
+        check_k(k)
+        if self.trained is None:
+            if user_id is not None or history is None:
+                raise NotFittedError("no personalisation model: call engine.fit(interactions) first")
+            hist = [i for i in self.check_history(history) if i in self.index]
+            id_filter = as_filter(filter).to_id_filter(self.catalog, also_exclude=set(hist) if exclude_seen else ())
+            return self._matches(_best(self.content_candidates(hist, id_filter), k), "content")
         # One request scores one user: torch's thread pool only adds hand-off cost
         # there (measured 0.2 ms on one thread vs 30+ ms on two busy cores).
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            return self._recommend(engine, user_id, history, k, filter, exclude_seen, strict)
+            return self._recommend(self.trained, user_id, history, k, filter, exclude_seen, strict)
         finally:
             torch.set_num_threads(threads)
 
     def _recommend(
         self,
-        engine: Engine,
+        trained: TrainedModel,
         user_id: str | None,
         history: Sequence[str] | None,
         k: int,
@@ -115,168 +93,143 @@ class Personaliser:
         exclude_seen: bool,
         strict: bool,
     ) -> list[Match]:
-        check_k(k)
-        config: RecommendConfig = engine.config.recommend
-        known = user_id is not None and user_id in self._user_rows
-        if user_id is not None and not known and strict:
-            raise UnknownUserError(f"user {user_id!r} is not in the training log ({len(self.user_ids):,} users)")
-        hist = (self._histories.get(user_id, []) if known else []) + _check_history(engine, history)
-        seen = set(hist) if exclude_seen else set()
-        id_filter = as_filter(filter).to_id_filter(engine.catalog, also_exclude=seen)
-        indexed = [i for i in hist if i in engine.index]
-        if not indexed and not known:
-            return self._popular_items(engine, k, id_filter)
-        content = content_candidates(engine, indexed, config, id_filter)
-        session_ids = [i for i in hist if i in self._item_rows]
-        session_rows = [self._item_rows[i] for i in session_ids]
-        if self.model.scores_sessions and session_rows:
+        model, config = trained.model, self.config
+        row = trained.user_row(user_id)
+        if user_id is not None and row is None and strict:
+            raise UnknownUserError(f"user {user_id!r} is not in the training log ({len(trained.user_ids):,} users)")
+        hist = (trained.history_of(user_id) if row is not None else []) + self.check_history(history)
+        id_filter = as_filter(filter).to_id_filter(self.catalog, also_exclude=set(hist) if exclude_seen else ())
+        indexed = [i for i in hist if i in self.index]
+        if not indexed and row is None:
+            return self.popular(k, id_filter)
+        content = self.content_candidates(indexed, id_filter)
+        session_ids = [i for i in hist if trained.item_row(i) is not None]
+        session_rows = [trained.item_row(i) for i in session_ids]
+        scorer: Callable[[np.ndarray], np.ndarray]
+        if model.scores_sessions and session_rows:
             # Session models read the whole, newest history, including events after training.
-            scorer = lambda cand: self.model.score_history([session_rows], cand)[0]  # noqa: E731
-            best = lambda n: self.model.top_items(history=session_rows, n=n)  # noqa: E731
-        elif known:
-            row = self._user_rows[user_id]
-            scorer = lambda rows: self.model.score([row], rows)[0]  # noqa: E731
-            best = lambda n: self.model.top_items(user=row, n=n)  # noqa: E731
+            scorer = lambda cand: model.score_history([session_rows], cand)[0]  # noqa: E731
+            best = lambda n: model.top_items(history=session_rows, n=n)  # noqa: E731
+        elif row is not None:
+            scorer = lambda rows: model.score([row], rows)[0]  # noqa: E731
+            best = lambda n: model.top_items(user=row, n=n)  # noqa: E731
         else:
-            return _to_matches(engine, _top(content, k), "content")
+            return self._matches(_best(content, k), "content")
         pool = dict(content)
-        for item_id in self._model_top(scorer, best, engine, id_filter, config.model_candidates):
+        for item_id in self.model_candidates(scorer, best, id_filter, config.model_candidates):
             pool.setdefault(item_id, (-np.inf, None))
-        in_model = [i for i in pool if i in self._item_rows]
-        scores = scorer(np.array([self._item_rows[i] for i in in_model], dtype=np.int64)) if in_model else []
+        in_model = [i for i in pool if trained.item_row(i) is not None]
+        scores = scorer(np.array([trained.item_row(i) for i in in_model], dtype=np.int64)) if in_model else []
         ranked = sorted(zip(in_model, scores), key=lambda t: -t[1])[:k]
         # Items added after fit() have no row in the model: they follow, by content score.
-        newer = sorted((i for i in pool if i not in self._item_rows), key=lambda i: -pool[i][0])
+        newer = sorted((i for i in pool if trained.item_row(i) is None), key=lambda i: -pool[i][0])
         chosen = [(i, float(s), pool[i][1]) for i, s in ranked] + [(i, pool[i][0], pool[i][1]) for i in newer]
         chosen = chosen[:k]
-        explain = getattr(self.model, "explain", None)
-        if explain is not None and session_rows:
+        if model.explains and session_rows:
             # Attention says which past items the model looked at; weigh each one's
             # content similarity to a candidate by it (SASRec).
-            weights = np.asarray(explain(session_rows), dtype=np.float32)
-            because = _nearest_history(engine, [i for i, _, _ in chosen], session_ids, weights)
+            weights = np.asarray(model.explain(session_rows), dtype=np.float32)
+            because = self.nearest_history([i for i, _, _ in chosen], session_ids, weights)
             out = [(i, s, because.get(i, b)) for i, s, b in chosen]
         else:
-            because = _nearest_history(engine, [i for i, _, b in chosen if b is None], indexed[-config.recent_items :])
+            because = self.nearest_history([i for i, _, b in chosen if b is None], indexed[-config.recent_items :])
             out = [(i, s, b if b is not None else because.get(i)) for i, s, b in chosen]
-        return _to_matches(engine, out, self.model.name)
+        return self._matches(out, model.name)
 
-    def _model_top(self, scorer: Any, best: Any, engine: Engine, id_filter: Any, n: int) -> list[str]:
+    # ----- candidate sources --------------------------------------------------
+    def content_candidates(self, history: Sequence[str], id_filter: IdFilter) -> dict[str, tuple[float, str | None]]:
+        """Neighbours of the newest history items: item -> (recency-weighted similarity, history item)."""
+        config = self.config
+        recent = list(dict.fromkeys(reversed(history)))[: config.recent_items]  # newest first, unique
+        if not recent:
+            return {}
+        per_item = max(10, config.n_candidates // len(recent))
+        scores, ids = self.index.search(
+            self.index.vectors(recent), per_item, id_filter, rerank_factor=config.candidate_rerank_factor
+        )
+        out: dict[str, tuple[float, str | None]] = {}
+        for j, (srow, irow) in enumerate(zip(scores, ids)):
+            weight = config.recency_decay**j
+            for s, i in zip(srow, irow):
+                value = float(s) * weight
+                if i not in out or value > out[i][0]:
+                    out[str(i)] = (value, recent[j])
+        return out
+
+    def model_candidates(
+        self,
+        scorer: Callable[[np.ndarray], np.ndarray],
+        best: Callable[[int], np.ndarray],
+        id_filter: IdFilter,
+        n: int,
+    ) -> list[str]:
         """The model's own `n` best items that pass the filter and are in the index.
 
         `best(m)` is the model's `top_items` (cheap for models with a shortlist); it is
         asked for enough items to survive the filter. A filter that allows under a
         quarter of the items, or that left fewer than `n`, has its items scored directly.
         """
-        if n <= 0:
+        trained = self.trained
+        if n <= 0 or trained is None:
             return []
-        allowed = lambda i: _allowed(i, id_filter) and i in engine.index  # noqa: E731
-        n_items = len(self.item_ids)
+        allowed = lambda i: id_filter.allows(i) and i in self.index  # noqa: E731
+        item_ids = trained.item_ids
+        n_items = len(item_ids)
         share = 1.0 if id_filter.include is None else len(id_filter.include) / max(n_items, 1)
         if share >= 0.25:
             fetch = min(n_items, int(np.ceil((n + len(id_filter.exclude)) / share)))
-            out = [self.item_ids[r] for r in best(fetch) if allowed(self.item_ids[r])][:n]
+            out = [item_ids[r] for r in best(fetch) if allowed(item_ids[r])][:n]
             if len(out) == n or fetch == n_items:
                 return out
-        pool = self.item_ids if id_filter.include is None else sorted(id_filter.include)  # sorted: repeatable ties
-        ids = [i for i in pool if i in self._item_rows and allowed(i)]
+        pool = item_ids if id_filter.include is None else sorted(id_filter.include)  # sorted: repeatable ties
+        ids = [i for i in pool if trained.item_row(i) is not None and allowed(i)]
         if not ids:
             return []
-        scores = scorer(np.array([self._item_rows[i] for i in ids], dtype=np.int64))
+        scores = scorer(np.array([trained.item_row(i) for i in ids], dtype=np.int64))
         return [ids[j] for j in top_k(np.asarray(scores, dtype=np.float32)[None, :], n)[0][0]]
 
-    def _popular_items(self, engine: Engine, k: int, id_filter: Any) -> list[Match]:
-        picked = [i for i in self._popular if _allowed(i, id_filter) and i in engine.index][:k]
-        n = max(len(self._popular), 1)
-        rank = {i: r for r, i in enumerate(self._popular)}
-        return _to_matches(engine, [(i, 1.0 - rank[i] / n, None) for i in picked], "popularity")
+    def popular(self, k: int, id_filter: IdFilter) -> list[Match]:
+        """The training log's most popular allowed items (source "popularity")."""
+        ranking = self.trained.popular if self.trained is not None else []
+        picked = [i for i in ranking if id_filter.allows(i) and i in self.index][:k]
+        n = max(len(ranking), 1)
+        rank = {i: r for r, i in enumerate(ranking)}
+        return self._matches([(i, 1.0 - rank[i] / n, None) for i in picked], "popularity")
 
-    # ----- persistence --------------------------------------------------------
-    def save(self, folder: str | Path) -> None:
-        """Write the model, vocabularies and histories to `folder` atomically."""
-        with atomic_dir(folder) as tmp:
-            self.model.save(tmp / "model")
-            np.save(tmp / "users.npy", np.array(self.user_ids, dtype=str))
-            np.save(tmp / "items.npy", np.array(self.item_ids, dtype=str))
-            self.history.to_parquet(tmp / "history.parquet")
-            write_manifest(tmp, "personaliser", model=self.model.name, parts=["model", "users.npy", "items.npy", "history.parquet"])
+    # ----- helpers ------------------------------------------------------------
+    def nearest_history(
+        self, items: list[str], recent: list[str], weights: np.ndarray | None = None
+    ) -> dict[str, str]:
+        """For each item, the history item with the most similar content (times its weight, if given)."""
+        keep = [j for j, i in enumerate(recent) if i in self.index]
+        items = [i for i in items if i in self.index]
+        if not items or not keep:
+            return {}
+        recent = [recent[j] for j in keep]
+        sims = self.index.vectors(items) @ self.index.vectors(recent).T
+        if weights is not None:
+            sims = (sims + 1.0) * weights[keep][None, :]  # shift cosines to >= 0 so weights rank them
+        return {i: recent[int(j)] for i, j in zip(items, sims.argmax(axis=1))}
 
-    @classmethod
-    def load(cls, folder: str | Path) -> Personaliser:
-        """Inverse of `save`."""
-        folder = Path(folder)
-        read_manifest(folder, "personaliser")
-        model = Recommender.load(folder / "model")
-        users = np.load(folder / "users.npy", allow_pickle=False).tolist()
-        items = np.load(folder / "items.npy", allow_pickle=False).tolist()
-        return cls(model, users, items, pd.read_parquet(folder / "history.parquet"))
+    def check_history(self, history: Sequence[str] | None) -> list[str]:
+        """The history as a list; a lone string or an id outside the catalog is an error naming it."""
+        if history is None:
+            return []
+        if isinstance(history, str):
+            raise InvalidArgumentError(f"history must be a list of item ids, got the string {history!r}")
+        for item_id in history:
+            if item_id not in self.catalog:
+                raise UnknownItemError(
+                    f"history item {item_id!r} is not in the catalog ({len(self.catalog):,} items)"
+                )
+        return list(history)
 
-
-def content_candidates(
-    engine: Engine, history: Sequence[str], config: RecommendConfig, id_filter: Any
-) -> dict[str, tuple[float, str | None]]:
-    """Neighbours of the newest history items: item -> (recency-weighted similarity, history item)."""
-    recent = list(dict.fromkeys(reversed(history)))[: config.recent_items]  # newest first, unique
-    if not recent:
-        return {}
-    per_item = max(10, config.n_candidates // len(recent))
-    scores, ids = engine.index.search(
-        engine.index.vectors(recent), per_item, id_filter, rerank_factor=config.candidate_rerank_factor
-    )
-    out: dict[str, tuple[float, str | None]] = {}
-    for j, (srow, irow) in enumerate(zip(scores, ids)):
-        weight = config.recency_decay**j
-        for s, i in zip(srow, irow):
-            value = float(s) * weight
-            if i not in out or value > out[i][0]:
-                out[str(i)] = (value, recent[j])
-    return out
+    def _matches(self, rows: list[Candidate], source: str) -> list[Match]:
+        catalog = self.catalog
+        return [Match(i, float(s), catalog.fields(catalog.row(i)), source, b) for i, s, b in rows]
 
 
-def _nearest_history(
-    engine: Engine, items: list[str], recent: list[str], weights: np.ndarray | None = None
-) -> dict[str, str]:
-    """For each item, the history item with the most similar content (times its weight, if given)."""
-    keep = [j for j, i in enumerate(recent) if i in engine.index]
-    items = [i for i in items if i in engine.index]
-    if not items or not keep:
-        return {}
-    recent = [recent[j] for j in keep]
-    sims = engine.index.vectors(items) @ engine.index.vectors(recent).T
-    if weights is not None:
-        sims = (sims + 1.0) * weights[keep][None, :]  # shift cosines to >= 0 so weights rank them
-    return {i: recent[int(j)] for i, j in zip(items, sims.argmax(axis=1))}
-
-
-def _check_history(engine: Engine, history: Sequence[str] | None) -> list[str]:
-    if history is None:
-        return []
-    if isinstance(history, str):
-        raise InvalidArgumentError(f"history must be a list of item ids, got the string {history!r}")
-    for item_id in history:
-        if item_id not in engine.catalog:
-            raise UnknownItemError(f"history item {item_id!r} is not in the catalog ({len(engine.catalog):,} items)")
-    return list(history)
-
-
-def _allowed(item_id: str, id_filter: Any) -> bool:
-    if item_id in id_filter.exclude:
-        return False
-    return id_filter.include is None or item_id in id_filter.include
-
-
-def _top(pool: dict[str, tuple[float, str | None]], k: int) -> list[tuple[str, float, str | None]]:
+def _best(pool: dict[str, tuple[float, str | None]], k: int) -> list[Candidate]:
+    """The k highest-scored candidates of a pool, best first."""
     best = sorted(pool.items(), key=lambda t: -t[1][0])[:k]
     return [(i, s, b) for i, (s, b) in best]
-
-
-def _to_matches(engine: Engine, rows: list[tuple[str, float, str | None]], source: str) -> list[Match]:
-    catalog = engine.catalog
-    return [Match(i, float(s), catalog.fields(catalog.row(i)), source, b) for i, s, b in rows]
-
-
-def require(personaliser: Personaliser | None) -> Personaliser:
-    """The engine's personaliser, or a NotFittedError saying what to do."""
-    if personaliser is None:
-        raise NotFittedError("no personalisation model: call engine.fit(interactions) first")
-    return personaliser

@@ -11,33 +11,24 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from core.errors import ImageError
 from encoders.base import ImageEncoder, TextEncoder
-from encoders.fusion import Fusion
+from encoders.imageio import load_image
+from encoders.item import ItemEncoder
 
 from .catalog import Catalog
-from core.errors import ImageError
 from .results import Skipped
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Encoders:
-    """The encoders and the fusion that make one item vector."""
-
-    image: ImageEncoder | None
-    text: TextEncoder | None
-    fusion: Fusion
 
 
 @dataclass(frozen=True)
@@ -50,33 +41,6 @@ class EncodedItems:
     skipped: list[Skipped]
     reused: int = 0
     seconds: float = 0.0
-
-
-@dataclass
-class _Progress:
-    bar: Any
-    done: int = 0
-    extra: dict[str, int] = field(default_factory=dict)
-
-
-def open_image(path: str | Path, min_side: int | None = None) -> Image.Image:
-    """Open and fully decode an image; raises ImageError naming the file.
-
-    With `min_side`, a JPEG is decoded at the smallest DCT scale whose sides stay
-    >= min_side: a 12-megapixel photo then decodes several times faster, and the
-    encoder resizes it to its input size anyway.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ImageError(f"image file '{path}' does not exist")
-    try:
-        with Image.open(path) as img:
-            if min_side is not None and img.format == "JPEG":
-                img.draft("RGB", (min_side, min_side))
-            img.load()
-            return img.copy()
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise ImageError(f"cannot decode image '{path}': {exc}") from exc
 
 
 class _ImageFiles(Dataset):
@@ -92,7 +56,7 @@ class _ImageFiles(Dataset):
 
     def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, str]:
         try:
-            return i, self.preprocess(open_image(self.paths[i], self.min_side)), ""
+            return i, self.preprocess(load_image(self.paths[i], self.min_side)), ""
         except ImageError as exc:
             return i, None, str(exc)
         except Exception as exc:  # a transform failing on odd data is reported, not fatal
@@ -108,7 +72,7 @@ def _collate(batch: list[tuple[int, torch.Tensor | None, str]]) -> tuple[list[in
 
 def encode_items(
     catalog: Catalog,
-    encoders: Encoders,
+    encoder: ItemEncoder,
     *,
     batch_size: int = 32,
     num_workers: int = 1,
@@ -120,7 +84,7 @@ def encode_items(
 
     Args:
         catalog: the items.
-        encoders: image and text encoders (either may be None) and their fusion.
+        encoder: the item encoder: image and text encoders (either may be None) and their fusion.
         batch_size: items per forward pass.
         num_workers: image-decoding processes running beside the model (0: decode inline).
         cache: content hash -> vector of earlier runs; matching items are not re-encoded.
@@ -128,8 +92,8 @@ def encode_items(
         show_progress: draw a progress bar with items/s.
 
     Example:
-        >>> out = encode_items(catalog, encoders)            # doctest: +SKIP
-        >>> out.vectors.shape, [s.reason for s in out.skipped]  # doctest: +SKIP
+        >>> out = encode_items(catalog, ItemEncoder.from_config(EncoderConfig()))  # doctest: +SKIP
+        >>> out.vectors.shape, [s.reason for s in out.skipped]                    # doctest: +SKIP
     """
     if on_error not in ("report", "raise"):
         raise ValueError(f"on_error must be 'report' or 'raise', got {on_error!r}")
@@ -142,14 +106,14 @@ def encode_items(
     reasons: dict[int, str] = {}
 
     bar = tqdm(total=len(todo), desc="encoding", unit="item", disable=not show_progress, dynamic_ncols=True)
-    texts = {r: catalog.text(r) for r in todo} if encoders.text is not None else {}
-    images = {r: catalog.image_path(r) for r in todo} if encoders.image is not None else {}
+    texts = {r: catalog.text(r) for r in todo} if encoder.text is not None else {}
+    images = {r: catalog.image_path(r) for r in todo} if encoder.image is not None else {}
 
-    text_vecs = _encode_texts(encoders.text, texts, batch_size) if encoders.text is not None else {}
-    image_vecs = _encode_images(encoders.image, images, batch_size, num_workers, reasons, bar) if encoders.image else {}
+    text_vecs = _encode_texts(encoder.text, texts, batch_size) if encoder.text is not None else {}
+    image_vecs = _encode_images(encoder.image, images, batch_size, num_workers, reasons, bar) if encoder.image else {}
     bar.close()
 
-    fusion = encoders.fusion
+    fusion = encoder.fusion
     for r in todo:
         if r in reasons:
             continue
@@ -165,10 +129,10 @@ def encode_items(
             f"item {catalog.ids[r]!r}: {reasons[r]}"
         )
     encoded = [r for r in todo if r not in reasons]
-    dim = encoders.fusion.dim
+    dim = encoder.dim
     fused = np.zeros((len(encoded), dim), dtype=np.float32)
     if encoded:
-        fused = _fuse(encoders, encoded, image_vecs, text_vecs)
+        fused = _fuse(encoder, encoded, image_vecs, text_vecs)
     vectors_by_row = {r: cache[hashes[r]] for r in reused_rows}
     vectors_by_row.update(zip(encoded, fused))
     rows = sorted(vectors_by_row)
@@ -233,7 +197,7 @@ def _input_side(encoder: ImageEncoder) -> int | None:
 
 
 def _fuse(
-    encoders: Encoders, rows: list[int], image_vecs: dict[int, np.ndarray], text_vecs: dict[int, np.ndarray]
+    encoder: ItemEncoder, rows: list[int], image_vecs: dict[int, np.ndarray], text_vecs: dict[int, np.ndarray]
 ) -> np.ndarray:
     """Fuse per-row modality vectors; a missing modality is a zero slot (see `encoders.fusion`)."""
     def stack(vecs: dict[int, np.ndarray], dim: int) -> tuple[np.ndarray | None, np.ndarray]:
@@ -245,6 +209,6 @@ def _fuse(
             arr[mask] = np.stack([vecs[r] for r in rows if r in vecs])
         return arr, mask
 
-    image, has_image = stack(image_vecs, encoders.image.dim if encoders.image else 0)
-    text, has_text = stack(text_vecs, encoders.text.dim if encoders.text else 0)
-    return encoders.fusion.fuse(image, text, has_image, has_text)
+    image, has_image = stack(image_vecs, encoder.image.dim if encoder.image else 0)
+    text, has_text = stack(text_vecs, encoder.text.dim if encoder.text else 0)
+    return encoder.fusion.fuse(image, text, has_image, has_text)

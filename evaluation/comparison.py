@@ -19,7 +19,7 @@ independent, so `ComparisonConfig.jobs` can spread them over worker processes.
 
 Example:
     >>> comparison = compare_models(data, ["popularity", "itemknn"])   # doctest: +SKIP
-    >>> print(format_comparison(comparison))                            # doctest: +SKIP
+    >>> print(evaluation.report.format_comparison(comparison))          # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -34,9 +34,12 @@ from typing import Any
 
 import numpy as np
 
-from recommenders.data import InteractionData
-from core.errors import InvalidArgumentError
 from core.checks import check_k
+from core.errors import InvalidArgumentError
+from recommenders.data import InteractionData
+from recommenders.registry import create_model, list_models, model_class
+from recommenders.splits import Split, leave_last_out, temporal_split
+
 from .protocols import (
     ColdStartResult,
     Metrics,
@@ -48,19 +51,23 @@ from .protocols import (
     time_fit,
     tune,
 )
-from .statistics import paired_bootstrap
-from recommenders.registry import create_model
 from .rating import RatingReport, global_mean_rmse, rating_report
-from recommenders.splits import Split, leave_last_out, temporal_split
+from .statistics import paired_bootstrap
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("temporal", "leave-last-out")
 PROTOCOLS = ("full", "sampled", "cold", "rmse")
-# Models that cannot be the engine's personalisation model: biased MF's default
-# config is a rating model (fitted to observed ratings only), whose ranking
-# favours obscure items rated highly by a few users.
-RATING_ONLY = frozenset({"biasedmf"})
+
+
+def rating_only_models() -> frozenset[str]:
+    """Names of the models that cannot be the engine's personalisation model (`Recommender.rating_only`).
+
+    Example:
+        >>> sorted(rating_only_models())
+        ['biasedmf']
+    """
+    return frozenset(name for name in list_models() if model_class(name).rating_only)
 
 
 @dataclass(frozen=True)
@@ -163,13 +170,14 @@ class Comparison:
         config: what was run.
         models: model name -> its results, in the order asked.
         global_mean_rmse: split name -> RMSE of predicting the training mean ('rmse' protocol).
-        excluded_from_winner: models that cannot serve the engine, never picked by `winner`.
+        excluded_from_winner: models that cannot serve the engine (their class is `rating_only`),
+            never picked by `winner`.
     """
 
     config: ComparisonConfig
     models: dict[str, ModelResult]
     global_mean_rmse: dict[str, float] = field(default_factory=dict)
-    excluded_from_winner: frozenset[str] = RATING_ONLY
+    excluded_from_winner: frozenset[str] = field(default_factory=rating_only_models)
 
     def winner(self, split: str | None = None) -> str | None:
         """The model with the best validation NDCG@k on `split` (default: primary) that can serve the engine."""
@@ -260,7 +268,7 @@ def compare_models(
     """
     config = config or ComparisonConfig()
     for name in names:
-        create_model(name)  # raises with the valid names when unknown
+        model_class(name)  # raises with the valid names when unknown
     builders = {"temporal": temporal_split, "leave-last-out": leave_last_out}
     splits = {s: builders[s](data) for s in dict.fromkeys(config.fitted_splits() + (config.cold_split,))}
     fixed = {"seed": config.seed, **(overrides or {})}
@@ -374,113 +382,6 @@ def _evaluate_split(
     return SplitResult(validation, test, sampled, rating, seconds)
 
 
-# ----- the table ------------------------------------------------------------------
-def format_comparison(comparison: Comparison) -> str:
-    """A Markdown table, one row per model, a global-mean RMSE row and a users row; then the winners.
-
-    Columns: primary-split validation NDCG; per split its validation NDCG (other
-    splits) and test NDCG / HR (and recall on the primary split); sampled HR / NDCG;
-    cold HR / NDCG; RMSE and coverage on the primary split; train seconds of the
-    primary fit. The last row gives the users each column averages over (rating
-    pairs for RMSE).
-    """
-    c = comparison.config
-    k, primary = c.k, c.primary
-    columns: list[tuple[str, Callable[[ModelResult], Any], str]] = [
-        (f"val NDCG@{k} ({_short(primary)})", _part(primary, "validation"), "ndcg")
-    ]
-    for split in c.splits:
-        tag = _short(split)
-        if split != primary:
-            columns.append((f"{tag} val NDCG@{k}", _part(split, "validation"), "ndcg"))
-        if "full" in c.protocols:
-            test = _part(split, "test")
-            columns += [(f"{tag} NDCG@{k}", test, "ndcg"), (f"{tag} HR@{k}", test, "hr")]
-            if split == primary:
-                columns.append((f"{tag} Recall@{k}", _part(split, "test"), "recall"))
-    if "sampled" in c.protocols:
-        sampled = _part("leave-last-out", "sampled")
-        columns += [(f"sampled HR@{k}", sampled, "hr"), (f"sampled NDCG@{k}", sampled, "ndcg")]
-    if "cold" in c.protocols:
-        columns += [(f"cold HR@{k}", _cold, "hr"), (f"cold NDCG@{k}", _cold, "ndcg")]
-    if "rmse" in c.protocols:
-        columns.append((f"RMSE ({_short(primary)})", _part(primary, "rating"), "rmse"))
-    if "full" in c.protocols:
-        columns.append((f"coverage@{k}", _part(primary, "test"), "coverage"))
-
-    rows = [["model", *(title for title, _, _ in columns), "train s"]]
-    for name, result in comparison.models.items():
-        cells = [_cell(getattr(part, attr) if (part := get(result)) is not None else None) for _, get, attr in columns]
-        rows.append([name, *cells, f"{result.splits[primary].train_seconds:.1f}"])
-    if primary in comparison.global_mean_rmse:
-        mean = _cell(comparison.global_mean_rmse[primary])
-        rows.append(["global mean", *(mean if attr == "rmse" else "-" for _, _, attr in columns), "-"])
-    counts = []
-    for _, get, _ in columns:
-        parts = [get(r) for r in comparison.models.values()]
-        n = {getattr(p, "n_users", getattr(p, "n_pairs", None)) for p in parts if p is not None}
-        counts.append("/".join(str(x) for x in sorted(n)) or "-")
-    rows.append(["users", *counts, "-"])
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["| " + " | ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in
-                               enumerate(zip(r, widths))) + " |" for r in rows]
-    lines.insert(1, "| " + " | ".join("-" * w if i == 0 else "-" * (w - 1) + ":" for i, w in enumerate(widths)) + " |")
-
-    lines.append("")
-    if "cold" in c.protocols:
-        lines.append(f"Cold start: {c.cold_split} split, {c.cold_fraction:.0%} of the items held out of training "
-                     f"(seed {c.seed}), ranked over the full catalogue.")
-    if "sampled" in c.protocols:
-        lines.append(f"Sampled: leave-last-out, {c.n_negatives} negatives; only for comparison with published numbers.")
-    if "rmse" in c.protocols:
-        lines.append(f"RMSE: {primary} test ratings, models with predict_ratings; 'users' counts rating pairs.")
-    lines += _versus_table(comparison)
-    excluded = ", ".join(sorted(comparison.excluded_from_winner)) or "none"
-    for split in c.fitted_splits():
-        best = comparison.winner(split)
-        if best is not None:
-            score = comparison.models[best].splits[split].validation.ndcg
-            lines.append(f"Validation winner ({split}, excluding {excluded}): {best} (NDCG@{k} {score:.4f})")
-    return "\n".join(lines)
-
-
-def _versus_table(comparison: Comparison) -> list[str]:
-    """Lines of a Markdown table: test NDCG minus popularity's per split, with 95% paired-bootstrap intervals."""
-    versus = {s: v for s in comparison.config.fitted_splits() if (v := comparison.versus(split=s))}
-    splits = list(versus)
-    if not splits:
-        return []
-    k = comparison.config.k
-    lines = ["", f"Test NDCG@{k} minus popularity's, same users, 95% paired-bootstrap interval "
-                 "(10,000 resamples of users; * = the interval excludes 0):", "",
-             "| model | " + " | ".join(_short(s) for s in splits) + " |", "| --- |" + " ---: |" * len(splits)]
-    for name in comparison.models:
-        cells = []
-        for s in splits:
-            d, low, high = versus[s].get(name, (None, None, None))
-            cells.append("-" if d is None else f"{d:+.4f} [{low:+.4f}, {high:+.4f}]{' *' if low > 0 or high < 0 else ''}")
-        if any(cell != "-" for cell in cells):
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return lines + [""]
-
-
-def _short(split: str) -> str:
-    return {"temporal": "temporal", "leave-last-out": "LLO"}[split]
-
-
-def _cell(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4f}"
-
-
-def _part(split: str, attribute: str) -> Callable[[ModelResult], Any]:
-    """Reads one part (validation, test, sampled, rating) of a model's fit on `split`, None if absent."""
-    return lambda r: getattr(r.splits[split], attribute) if split in r.splits else None
-
-
-def _cold(r: ModelResult) -> Metrics | None:
-    return r.cold.metrics if r.cold is not None else None
-
-
 def _model_dict(r: ModelResult) -> dict[str, Any]:
     out: dict[str, Any] = {"config": r.config}
     for split, s in r.splits.items():
@@ -505,9 +406,8 @@ __all__ = [
     "ComparisonConfig",
     "ModelResult",
     "PROTOCOLS",
-    "RATING_ONLY",
     "SPLITS",
     "SplitResult",
     "compare_models",
-    "format_comparison",
+    "rating_only_models",
 ]

@@ -23,26 +23,24 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import itertools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from core.errors import InvalidArgumentError
 from core.checks import check_k
+from core.errors import InvalidArgumentError
 from core.ranking import top_k
-from recommenders.metrics import per_user_metrics, ranking_metrics
 from recommenders.base import Recommender
-from recommenders.registry import MODELS, create_model
+from recommenders.metrics import rank_users, ranking_metrics
+from recommenders.registry import create_model, model_class
 from recommenders.splits import Split
 
-_BATCH = 512
+_BATCH = 512  # users scored at once by the sampled protocol
 
 
 @dataclass(frozen=True)
@@ -227,14 +225,6 @@ def evaluate_cold_items(
 
 
 # ----- tuning ----------------------------------------------------------------
-# Baseline grids; neural models use `default_grid`'s generic one unless listed here.
-DEFAULT_GRIDS: dict[str, dict[str, list[Any]]] = {
-    "popularity": {},
-    "content": {},
-    "itemknn": {"neighbours": [50, 100, 200, 400, 800], "shrinkage": [0.0, 5.0, 20.0, 100.0]},
-    "als": {"factors": [64, 128, 256], "regularization": [1.0, 3.0, 10.0, 30.0], "alpha": [0.5, 1.0, 2.0, 5.0]},
-    "bprmf": {"factors": [64, 128, 256], "lr": [0.002, 0.005, 0.01], "l2": [0.0, 1e-5, 1e-4]},
-}
 _SIZES = ("dim", "factors", "embedding_dim", "hidden", "hidden_dim", "latent_dim", "gmf_dim", "mlp_dim")
 _PENALTIES = ("weight_decay", "l2", "reg", "regularization")
 
@@ -242,22 +232,17 @@ _PENALTIES = ("weight_decay", "l2", "reg", "regularization")
 def default_grid(model_name: str) -> dict[str, list[Any]]:
     """The search grid for a model.
 
-    In order: the model class's own `tuning_grid` attribute, this module's
-    `DEFAULT_GRIDS`, else a grid centred on the model's defaults over the fields it
-    has among learning rate (/3, x1, x3), sizes (/2, x1, x2), dropout (-0.2, +0.2) and
-    L2 penalties (0, x1, x10).
+    The model class's own `tuning_grid` when it declares one, else a grid centred on
+    the model's defaults over the fields it has among learning rate (/3, x1, x3),
+    sizes (/2, x1, x2), dropout (-0.2, +0.2) and L2 penalties (0, x1, x10).
 
     Example:
         >>> default_grid("itemknn")["shrinkage"]
         [0.0, 5.0, 20.0, 100.0]
     """
-    create_model(model_name)  # raises with the valid names when unknown
-    cls = MODELS[model_name]
-    own = getattr(cls, "tuning_grid", None)
-    if own is not None:
-        return dict(own)
-    if model_name in DEFAULT_GRIDS:
-        return DEFAULT_GRIDS[model_name]
+    cls = model_class(model_name)  # raises with the valid names when unknown
+    if cls.tuning_grid is not None:
+        return dict(cls.tuning_grid)
     grid: dict[str, list[Any]] = {}
     for f in dataclasses.fields(cls.config_class):
         d = f.default
@@ -333,8 +318,7 @@ def tune(
         raise InvalidArgumentError(f"budget must be a positive integer, got {budget!r}")
     if len(split.validation) == 0:
         raise InvalidArgumentError("tuning needs a non-empty validation part; use val_fraction > 0")
-    create_model(model_name)  # raises with the valid names when unknown
-    fields = {f.name for f in dataclasses.fields(MODELS[model_name].config_class)}
+    fields = {f.name for f in dataclasses.fields(model_class(model_name).config_class)}  # raises when unknown
     unknown = sorted(set(grid) - fields)
     if unknown:
         raise InvalidArgumentError(
@@ -363,43 +347,6 @@ def tune(
     return TuningResult({n: table[best][n] for n in names}, table[best][f"val_ndcg@{k}"], table)
 
 
-# ----- item content vectors ------------------------------------------------------
-def text_features(
-    texts: Sequence[str],
-    encoder: str = "minilm-l6",
-    cache: str | Path | None = None,
-    encode: Callable[[list[str]], np.ndarray] | None = None,
-) -> np.ndarray:
-    """Item vectors from the engine's text encoder, cached as .npy keyed by a hash of the texts.
-
-    Args:
-        texts: one text per item row.
-        encoder: the `encoders` registry name (part of the cache key).
-        cache: folder of the cache; default `evaluation.datasets.cache_dir() / "features"`.
-        encode: encoding function to use instead of the registry's (tests pass a fake).
-    """
-    from .datasets import cache_dir
-
-    texts = [str(t) for t in texts]
-    digest = hashlib.sha256("\x1f".join([encoder, *texts]).encode("utf-8")).hexdigest()[:16]
-    folder = Path(cache) if cache is not None else cache_dir() / "features"
-    path = folder / f"{encoder}-{digest}.npy"
-    if path.is_file():
-        return np.load(path, allow_pickle=False)
-    if encode is None:
-        from encoders.registry import create_encoder
-
-        encode = create_encoder(encoder).encode
-    vectors = np.asarray(encode(texts), dtype=np.float32)
-    if vectors.ndim != 2 or vectors.shape[0] != len(texts):
-        raise InvalidArgumentError(f"encoder {encoder!r} returned shape {vectors.shape} for {len(texts)} texts")
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, vectors)
-    tmp.replace(path)  # atomic: a crash never leaves a truncated cache entry
-    return vectors
-
-
 # ----- helpers --------------------------------------------------------------------
 def _rank_full(
     score: Callable[[np.ndarray], np.ndarray],
@@ -410,17 +357,10 @@ def _rank_full(
     protocol: str,
 ) -> Metrics:
     """Rank all items for `users` by `score`, `seen` masked, against each user's `relevant` row."""
-    per_user = np.zeros((4, len(users)))
-    shown = np.zeros(relevant.shape[1], dtype=bool)
-    for start in range(0, len(users), _BATCH):
-        batch = users[start : start + _BATCH]
-        scores = np.array(score(batch), dtype=np.float32, copy=True)
-        scores[seen[batch].nonzero()] = -np.inf
-        metrics = per_user_metrics(scores, [relevant[u].indices for u in batch], k=k)
-        per_user[:, start : start + len(batch)] = np.stack(list(metrics.values()))
-        shown[top_k(scores, k)[0].ravel()] = True
-    summary = _metrics(protocol, k, per_user.sum(axis=1), len(users), float(shown.mean()) if shown.size else 0.0)
-    return dataclasses.replace(summary, users=np.asarray(users), user_ndcg=per_user[1])
+    per_user, shown = rank_users(score, users, seen, relevant, k)
+    totals = np.stack(list(per_user.values())).sum(axis=1)
+    summary = _metrics(protocol, k, totals, len(users), float(shown.mean()) if shown.size else 0.0)
+    return dataclasses.replace(summary, users=np.asarray(users), user_ndcg=per_user[f"ndcg@{k}"])
 
 
 def _metrics(protocol: str, k: int, totals: np.ndarray, n_users: int, coverage: float) -> Metrics:
@@ -450,7 +390,6 @@ def time_fit(
 
 __all__ = [
     "ColdStartResult",
-    "DEFAULT_GRIDS",
     "Metrics",
     "TuningResult",
     "default_grid",
@@ -458,7 +397,6 @@ __all__ = [
     "evaluate_full",
     "evaluate_sampled",
     "scorer_for",
-    "text_features",
     "time_fit",
     "tune",
 ]

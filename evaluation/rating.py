@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.errors import InteractionsError, InvalidArgumentError
 from recommenders.base import Recommender
 from recommenders.data import InteractionData
 from recommenders.metrics import rmse
-from core.errors import InteractionsError, InvalidArgumentError
 
 
 @dataclass(frozen=True)

@@ -27,13 +27,14 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from encoders.base import Encoder
-from encoders.fusion import Fusion, FusionConfig
-from encoders.image import load_image
-
-from engine.catalog import Catalog
 from core.errors import EngineError, InvalidArgumentError
 from core.ranking import top_k
+from encoders.base import Encoder
+from encoders.fusion import Fusion, FusionConfig
+from encoders.imageio import load_image
+from engine.catalog import Catalog
+
+from .features import cached_encode
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_CLASSES = (
@@ -171,42 +172,7 @@ def random_vectors(n: int, dim: int = 128, seed: int = 0) -> np.ndarray:
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
-# ----- encoding, cached -----------------------------------------------------
-def cached_encode(
-    encoder: Encoder,
-    items: Sequence[Any],
-    content_key: str,
-    cache_dir: Path | None,
-    batch_size: int = 32,
-    progress: Callable[[int], None] | None = None,
-) -> np.ndarray:
-    """`encoder.encode(items)` in batches, stored as `.npy` under `cache_dir` keyed by encoder and content.
-
-    `content_key` must identify the items' content (e.g. a hash of their bytes).
-    """
-    identity = f"{encoder.name}|{encoder.dim}|{getattr(encoder, 'pretrained', '')}|{content_key}"
-    key = hashlib.sha1(identity.encode("utf-8")).hexdigest()[:16]
-    path = None if cache_dir is None else Path(cache_dir) / f"{encoder.modality}-{encoder.name}-{key}.npy"
-    if path is not None and path.is_file():
-        cached = np.load(path, allow_pickle=False)
-        if cached.shape == (len(items), encoder.dim):
-            if progress is not None:
-                progress(len(items))
-            return cached
-    parts = []
-    for start in range(0, len(items), batch_size):
-        parts.append(encoder.encode(list(items[start : start + batch_size])))
-        if progress is not None:
-            progress(len(parts[-1]))
-    vectors = np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, encoder.dim), np.float32)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npy")
-        np.save(tmp, vectors, allow_pickle=False)
-        tmp.replace(path)  # never leave half a file under the final name
-    return vectors
-
-
+# ----- per-modality vectors of a catalog ----------------------------------------
 def encode_catalog(
     catalog: Catalog,
     image_encoder: Encoder | None,

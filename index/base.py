@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from core.errors import InvalidArgumentError, UnknownItemError
 from core.checks import check_k
+from core.errors import InvalidArgumentError, UnknownItemError
 
 
 @dataclass(frozen=True)
@@ -160,27 +162,23 @@ class VectorIndex(ABC):
 
     @abstractmethod
     def save(self, directory: str | os.PathLike[str]) -> None:
-        """Write the index to a folder atomically."""
+        """Write the index to a folder atomically; `index.load_index` reads it back.
+
+        The manifest's kind is `core.persistence.INDEX_KIND` and its "backend" names
+        the class that reads the folder back (`index.factory.BACKENDS`).
+        """
 
     @classmethod
-    def load(cls, directory: str | os.PathLike[str]) -> VectorIndex:
-        """Read an index written by `save`; `VectorIndex.load` picks the backend from the manifest.
+    @abstractmethod
+    def from_parts(cls, folder: Path, manifest: Mapping[str, Any]) -> VectorIndex:
+        """Rebuild this backend from a folder written by its `save`, whose manifest `load_index` checked.
 
         Raises:
-            FormatVersionError: the folder was written by another format version or holds
-                another backend than `cls`.
+            FormatVersionError: the parts disagree with each other or with the manifest.
 
         Example:
-            >>> idx = VectorIndex.load("models/shop/index")  # doctest: +SKIP
+            >>> FaissIndex.from_parts(folder, read_manifest(folder, INDEX_KIND))  # doctest: +SKIP
         """
-        from .factory import load_index
-
-        index = load_index(directory)
-        if not isinstance(index, cls):
-            from core.errors import FormatVersionError
-
-            raise FormatVersionError(f"'{directory}' holds a {type(index).__name__}, expected a {cls.__name__}")
-        return index
 
     @abstractmethod
     def _add(self, ids: list[str], vectors: np.ndarray) -> None:

@@ -1,4 +1,8 @@
-"""Build an index from a config, or load one from its folder whatever its backend."""
+"""Build an index from a config, or load one from its folder whatever its backend.
+
+Backends are a plain registry of `"module:Class"` (see `core.registry`); each class
+rebuilds itself from its saved parts with `from_parts`.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,13 @@ import os
 from pathlib import Path
 
 from core.errors import FormatVersionError
-from core.persistence import read_manifest
+from core.persistence import INDEX_KIND, read_manifest
+from core.registry import resolve
 
 from .base import VectorIndex, check_dim
 from .config import IndexConfig
-from .faiss_index import FaissIndex
-from .numpy_index import NumpyIndex
 
-MANIFEST_KIND = "vector_index"
-BACKENDS: dict[str, type[FaissIndex] | type[NumpyIndex]] = {"faiss": FaissIndex, "numpy": NumpyIndex}
+BACKENDS: dict[str, str] = {"faiss": "index.faiss_index:FaissIndex", "numpy": "index.numpy_index:NumpyIndex"}
 
 
 def create_index(dim: int, config: IndexConfig | None = None) -> VectorIndex:
@@ -36,9 +38,8 @@ def create_index(dim: int, config: IndexConfig | None = None) -> VectorIndex:
     """
     check_dim(dim)
     config = config or IndexConfig()
-    if config.kind == "numpy":
-        return NumpyIndex(dim, config)
-    return FaissIndex(dim, config)
+    backend = "numpy" if config.kind == "numpy" else "faiss"
+    return resolve(BACKENDS, backend, "index backend")(dim, config)
 
 
 def load_index(directory: str | os.PathLike[str]) -> VectorIndex:
@@ -46,16 +47,16 @@ def load_index(directory: str | os.PathLike[str]) -> VectorIndex:
 
     Raises:
         FileNotFoundError: no manifest in `directory`.
-        FormatVersionError: another format version, or not a vector index.
+        FormatVersionError: another format version, not a vector index, or an unknown backend.
 
     Example:
         >>> index = load_index("models/shop/index")  # doctest: +SKIP
     """
     folder = Path(directory)
-    manifest = read_manifest(folder, MANIFEST_KIND)
+    manifest = read_manifest(folder, INDEX_KIND)
     backend = manifest.get("backend")
     if backend not in BACKENDS:
         raise FormatVersionError(
             f"'{folder}' holds an index of backend {backend!r}; known backends: {', '.join(BACKENDS)}"
         )
-    return BACKENDS[backend]._from_parts(folder, manifest)
+    return resolve(BACKENDS, backend, "index backend").from_parts(folder, manifest)

@@ -24,7 +24,7 @@ Design:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -33,9 +33,9 @@ from typing import Any
 import faiss
 import numpy as np
 
-from core.ranking import top_k
 from core.errors import FormatVersionError, InvalidArgumentError
-from core.persistence import atomic_dir, write_manifest
+from core.persistence import INDEX_KIND, atomic_dir, write_manifest
+from core.ranking import top_k
 
 from . import structures
 from .base import IdFilter, VectorIndex, check_dim
@@ -43,7 +43,6 @@ from .config import IndexConfig
 from .filtering import Allowed, resolve
 from .store import RowStore
 
-MANIFEST_KIND = "vector_index"
 _RERANK_CHUNK = 64  # queries re-ranked together: bounds the gathered (chunk, C, dim) block
 
 
@@ -203,13 +202,20 @@ class FaissIndex(VectorIndex):
                 faiss.write_index(self._faiss, str(tmp / "index.faiss"))
                 parts.append("index.faiss")
             write_manifest(
-                tmp, MANIFEST_KIND, backend="faiss", dim=self.dim, config=asdict(self.config),
+                tmp, INDEX_KIND, backend="faiss", dim=self.dim, config=asdict(self.config),
                 structure=self._structure, trained_rows=self._trained_rows, parts=parts,
             )
 
     @classmethod
-    def _from_parts(cls, folder: Path, manifest: dict[str, Any]) -> FaissIndex:
-        """Rebuild from a checked manifest and the folder's parts."""
+    def from_parts(cls, folder: Path, manifest: Mapping[str, Any]) -> FaissIndex:
+        """Rebuild from a folder written by `save`, whose manifest `load_index` checked.
+
+        Raises:
+            FormatVersionError: ids, vectors, alive flags and index.faiss disagree in length.
+
+        Example:
+            >>> FaissIndex.from_parts(folder, read_manifest(folder, INDEX_KIND))  # doctest: +SKIP
+        """
         index = cls(int(manifest["dim"]), IndexConfig(**manifest["config"]))
         ids = np.load(folder / "ids.npy", allow_pickle=False)
         vectors = np.load(folder / "vectors.npy", allow_pickle=False)

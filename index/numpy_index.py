@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from core.persistence import INDEX_KIND, atomic_dir, write_manifest
 from core.ranking import top_k
-from core.persistence import atomic_dir, write_manifest
 
 from .base import IdFilter, VectorIndex, check_dim
 from .config import IndexConfig
-
-MANIFEST_KIND = "vector_index"
 
 
 class NumpyIndex(VectorIndex):
@@ -92,15 +92,18 @@ class NumpyIndex(VectorIndex):
             np.save(tmp / "ids.npy", np.array(self._ids, dtype=np.str_).reshape(-1))
             np.save(tmp / "vectors.npy", self._matrix)
             write_manifest(
-                tmp, MANIFEST_KIND, backend="numpy", dim=self.dim, config=asdict(self.config),
+                tmp, INDEX_KIND, backend="numpy", dim=self.dim, config=asdict(self.config),
                 parts=["ids.npy", "vectors.npy"],
             )
 
     @classmethod
-    def _from_parts(cls, folder: Path, manifest: dict[str, object]) -> NumpyIndex:
-        """Rebuild from a checked manifest and the folder's arrays."""
-        config = IndexConfig(**manifest["config"])  # type: ignore[arg-type]
-        index = cls(int(manifest["dim"]), config)  # type: ignore[call-overload]
+    def from_parts(cls, folder: Path, manifest: Mapping[str, Any]) -> NumpyIndex:
+        """Rebuild from a folder written by `save`, whose manifest `load_index` checked.
+
+        Example:
+            >>> NumpyIndex.from_parts(folder, read_manifest(folder, INDEX_KIND))  # doctest: +SKIP
+        """
+        index = cls(int(manifest["dim"]), IndexConfig(**manifest["config"]))
         ids = np.load(folder / "ids.npy", allow_pickle=False).tolist()
         vectors = np.load(folder / "vectors.npy", allow_pickle=False)
         if ids:

@@ -28,18 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import InteractionData
-from .base import (
-    ModelConfig,
-    Recommender,
-    _history_matrix,
-    check_fraction,
-    check_non_negative,
-    check_positive,
-    seed_everything,
-)
-from .registry import register
-from .training import fit_epochs
+from .base import Recommender
+from .config import ModelConfig, check_fraction, check_non_negative, check_positive
+from .data import InteractionData, history_matrix
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,8 +150,6 @@ class _AutoencoderRecommender(Recommender):
         super().__init__(config, **overrides)
         self.network: MultVAENetwork | None = None
         self._encoder_t: np.ndarray | None = None  # see _encoder_by_item
-        self.epochs_trained = 0
-        self.seconds_per_epoch = 0.0
 
     # ----- training -------------------------------------------------------
     def fit(
@@ -174,10 +163,7 @@ class _AutoencoderRecommender(Recommender):
         Early stopping looks only at validation users that have training
         interactions: new users are all scored from the same prior.
         """
-        self._remember(train)
-        cfg = self.config
-        seed_everything(cfg.seed)
-        rng = np.random.default_rng(cfg.seed)
+        rng = self._start_training(train)
         self.network, self._encoder_t = self._build_network(), None
         optimizer = self._optimizer(self.network)
         assert self.train_matrix is not None
@@ -189,8 +175,8 @@ class _AutoencoderRecommender(Recommender):
             loss, steps[0] = self._train_epoch(optimizer, users, rng, steps[0])
             return loss
 
-        fit_epochs(self, train, validation, run_epoch)
-        self._encoder_t = None  # fit_epochs may have restored the best epoch's weights
+        self._train_epochs(train, validation, run_epoch)
+        self._encoder_t = None  # the best epoch's weights may have been put back
         self.network.eval()
         return self
 
@@ -238,7 +224,7 @@ class _AutoencoderRecommender(Recommender):
         return self._reconstruct(self.train_matrix[users], items)
 
     def _score_histories(self, histories: list[np.ndarray], items: np.ndarray | None) -> np.ndarray:
-        return self._reconstruct(_history_matrix(histories, self.n_items), items)
+        return self._reconstruct(history_matrix(histories, self.n_items), items)
 
     def _reconstruct(self, rows: sp.csr_matrix, items: np.ndarray | None) -> np.ndarray:
         """Decoder logits (a monotone stand-in for the multinomial probabilities) for item rows.
@@ -276,7 +262,6 @@ class _AutoencoderRecommender(Recommender):
         self.network.eval()
 
 
-@register
 class MultDAE(_AutoencoderRecommender):
     """Mult-DAE: a denoising autoencoder (input dropout) with a multinomial likelihood.
 
@@ -291,7 +276,6 @@ class MultDAE(_AutoencoderRecommender):
     variational: ClassVar[bool] = False
 
 
-@register
 class MultVAE(_AutoencoderRecommender):
     """Mult-VAE (Mult-VAE^PR in the paper): a VAE with a multinomial likelihood and a KL weight annealed to `beta_max`.
 

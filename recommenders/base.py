@@ -4,74 +4,43 @@ Models see row indices only (`InteractionData`); the engine maps raw ids to
 rows. A model is built from the data's shape in `fit`, and saved as a folder:
 a manifest with its config, and its arrays (network weights included) as
 safetensors. No pickled objects.
+
+What a model can do is declared once, on its class, as `ClassVar`s
+(`uses_item_features`, `scores_sessions`, `predicts_ratings`, `rating_only`,
+`explains`, `tuning_grid`). Training in epochs is a service of the base class
+(`_start_training`, `_train_epochs`): it seeds, times, validates, stops early and
+keeps the best weights, so that a model writes only its own epoch step.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
-import random
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 from safetensors.numpy import load_file, save_file
 
-from .data import InteractionData
-from core.errors import InvalidArgumentError, NotFittedError
+from core.errors import InteractionsError, InvalidArgumentError, NotFittedError
+from core.persistence import MODEL_KIND, atomic_dir, write_manifest
 from core.ranking import top_k
-from core.persistence import atomic_dir, read_manifest, write_manifest
+
+from .config import ModelConfig
+from .data import InteractionData, history_matrix
+from .metrics import rank_users, rmse
+from .training import TrainingLog, progress, seed_everything
+
+if TYPE_CHECKING:
+    from torch import nn
 
 WEIGHTS = "weights.safetensors"
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelConfig:
-    """Settings every model shares; each model subclasses this with its own."""
-
-    seed: int = 0
-    epochs: int = 30
-    patience: int = 3
-    show_progress: bool = True
-
-
-def check_positive(owner: str, config: ModelConfig, ints: tuple[str, ...], floats: tuple[str, ...]) -> None:
-    """Raise `InvalidArgumentError` unless the named config fields are positive ints / floats."""
-    for field in ints:
-        value = getattr(config, field)
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise InvalidArgumentError(f"{owner} {field} must be a positive integer, got {value!r}")
-    for field in floats:
-        value = getattr(config, field)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            raise InvalidArgumentError(f"{owner} {field} must be > 0, got {value!r}")
-
-
-def check_fraction(owner: str, config: ModelConfig, fields: tuple[str, ...]) -> None:
-    """Raise `InvalidArgumentError` unless the named fields lie in [0, 1) (dropout rates)."""
-    for field in fields:
-        value = getattr(config, field)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-            raise InvalidArgumentError(f"{owner} {field} must lie in [0, 1), got {value!r}")
-
-
-def check_non_negative(owner: str, config: ModelConfig, fields: tuple[str, ...]) -> None:
-    """Raise `InvalidArgumentError` unless the named fields are numbers >= 0 (penalties, weights)."""
-    for field in fields:
-        value = getattr(config, field)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-            raise InvalidArgumentError(f"{owner} {field} must be >= 0, got {value!r}")
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch so that a fit is repeatable."""
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+# Early stopping ranks at most this many validation users (a fixed sample), for speed.
+VALIDATION_USERS = 2000
 
 
 class Recommender(ABC):
@@ -79,7 +48,8 @@ class Recommender(ABC):
 
     Subclasses set `name` and `config_class`, implement `fit`, `_score_users`,
     `_state` and `_load_state`, and override `_score_histories` when they can
-    score a history that was not in training.
+    score a history that was not in training. A model that trains in epochs
+    starts `fit` with `_start_training` and hands its epoch step to `_train_epochs`.
 
     Example:
         >>> model = create_model("popularity")          # doctest: +SKIP
@@ -88,6 +58,8 @@ class Recommender(ABC):
 
     name: ClassVar[str]
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
+    # ----- capabilities: declared here, once, and set by the models that have them -----
+    # True when `fit` needs `item_features` (content vectors, one row per item).
     uses_item_features: ClassVar[bool] = False
     # True when the model scores an anonymous history natively (sequence models,
     # autoencoders) rather than through the generic co-occurrence fold-in; the
@@ -95,6 +67,17 @@ class Recommender(ABC):
     scores_sessions: ClassVar[bool] = False
     # True when the model predicts rating values (`predict_ratings(users, items)`), judged by RMSE.
     predicts_ratings: ClassVar[bool] = False
+    # True when the model cannot be the engine's personalisation model: it is fitted to
+    # rating values only, and its ranking favours obscure items rated highly by a few users.
+    rating_only: ClassVar[bool] = False
+    # True when `explain(history)` says how much each history item drew the prediction.
+    explains: ClassVar[bool] = False
+    # What `evaluation.protocols.tune` searches (config field -> values, in this order);
+    # None: a generic grid around the config's defaults; {}: nothing to tune.
+    tuning_grid: ClassVar[dict[str, list[Any]] | None] = None
+
+    # The torch network of a model that trains one; `_snapshot` and `_restore` read it.
+    network: nn.Module | None
 
     def __init__(self, config: ModelConfig | None = None, **overrides: Any) -> None:
         base = config if config is not None else self.config_class()
@@ -104,6 +87,7 @@ class Recommender(ABC):
         self.n_users = 0
         self.n_items = 0
         self.train_matrix: sp.csr_matrix | None = None
+        self.training = TrainingLog()
 
     # ----- training -------------------------------------------------------
     @abstractmethod
@@ -118,11 +102,95 @@ class Recommender(ABC):
     def _remember(self, train: InteractionData) -> None:
         """Keep the shape and the training matrix, which scoring and `exclude_seen` need."""
         if len(train) == 0:
-            from core.errors import InteractionsError
-
             raise InteractionsError("cannot fit on an empty interaction log")
         self.n_users, self.n_items = train.n_users, train.n_items
         self.train_matrix = train.csr()
+
+    def _start_training(self, train: InteractionData) -> np.random.Generator:
+        """Keep `train` (`_remember`), seed Python, NumPy and torch, and return a NumPy generator seeded alike."""
+        self._remember(train)
+        seed_everything(self.config.seed)
+        return np.random.default_rng(self.config.seed)
+
+    def _train_epochs(
+        self,
+        train: InteractionData,
+        validation: InteractionData | None,
+        run_epoch: Callable[[int], float | None],
+        *,
+        stop_on: str = "ndcg",
+        warmup_epochs: int = 0,
+        loss_label: str = "loss",
+    ) -> None:
+        """Run `run_epoch(epoch)` up to `config.epochs` times, stopping early on validation; keeps the best epoch.
+
+        `run_epoch` trains one epoch and returns its mean loss (None when the model has
+        no cheap loss). After each epoch from `warmup_epochs` on, `_monitor` scores the
+        validation users that have training interactions (users the model never saw
+        are all scored alike from its prior, and would blur the signal); after
+        `config.patience` epochs without a better score training stops, and the best
+        epoch's state (`_snapshot`) is put back (`_restore`). Fills `self.training`.
+        """
+        cfg = self.config
+        if validation is not None:
+            validation = validation.subset(np.isin(validation.users, train.active_users()))
+        validated = validation is not None and len(validation) > 0
+        log = self.training = TrainingLog()
+        best, best_state, bad = -np.inf, None, 0
+        bar = progress(range(cfg.epochs), desc=self.name, enabled=cfg.show_progress)
+        for epoch in bar:
+            start = time.perf_counter()
+            loss = run_epoch(epoch)
+            seconds = time.perf_counter() - start
+            record = {"seconds": seconds} if loss is None else {"loss": loss, "seconds": seconds}
+            log.records.append(record)
+            log.epochs_trained += 1
+            shown = {} if loss is None else {loss_label: f"{loss:.4f}"}
+            if not validated or epoch < warmup_epochs:
+                if cfg.show_progress:
+                    bar.set_postfix(**shown)
+                continue
+            assert validation is not None
+            metric, value, score = self._monitor(train, validation, stop_on)
+            record[metric] = value
+            if cfg.show_progress:
+                bar.set_postfix(**shown, **{stop_on: f"{value:.4f}"})
+            if score > best:
+                best, log.best_epoch, bad = score, epoch, 0
+                best_state = copy.deepcopy(self._snapshot())
+                continue
+            bad += 1
+            if bad >= cfg.patience:
+                break
+        log.seconds_per_epoch = sum(r["seconds"] for r in log.records) / max(log.epochs_trained, 1)
+        if best_state is not None:
+            self._restore(best_state)
+
+    def _monitor(self, train: InteractionData, validation: InteractionData, stop_on: str) -> tuple[str, float, float]:
+        """The validation metric early stopping reads: (its name, its value, a score where higher is better).
+
+        "ndcg": NDCG@10 over the full catalogue, each user's training items masked, ranked by
+        the routine the evaluation uses (`metrics.rank_users`); "rmse": `predict_ratings`' RMSE.
+        """
+        if stop_on == "rmse":
+            error = rmse(self, validation)
+            return "rmse", error, -error
+        users = np.intersect1d(validation.active_users(), train.active_users())
+        if len(users) > VALIDATION_USERS:
+            users = np.sort(np.random.default_rng(0).choice(users, VALIDATION_USERS, replace=False))
+        per_user, _ = rank_users(lambda rows: self._score_users(rows, None), users, train.csr(), validation.csr(), 10)
+        ndcg = float(per_user["ndcg@10"].sum() / max(len(users), 1))
+        return "ndcg@10", ndcg, ndcg
+
+    def _snapshot(self) -> Any:
+        """What early stopping keeps of the best epoch (it copies it); by default the network's weights."""
+        assert self.network is not None
+        return self.network.state_dict()
+
+    def _restore(self, state: Any) -> None:
+        """Put back what `_snapshot` returned."""
+        assert self.network is not None
+        self.network.load_state_dict(state)
 
     # ----- scoring --------------------------------------------------------
     def score(self, users: Sequence[int] | np.ndarray, items: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
@@ -167,6 +235,17 @@ class Recommender(ABC):
         scores = self._score_users(user, None) if user is not None else self._score_histories(history or [], None)
         return top_k(np.asarray(scores, dtype=np.float32), n)[0][0]
 
+    def explain(self, history: Sequence[int] | np.ndarray) -> np.ndarray:
+        """How much each item of `history` (oldest first) drew the next prediction: float32, len(history).
+
+        Only models whose class sets `explains` can; the others raise.
+
+        Example:
+            >>> if model.explains:                    # doctest: +SKIP
+            ...     weights = model.explain([12, 40, 7])
+        """
+        raise InvalidArgumentError(f"model {self.name!r} cannot explain its scores (its class sets explains = False)")
+
     @abstractmethod
     def _score_users(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
         """Model-specific scoring of known user rows."""
@@ -174,7 +253,7 @@ class Recommender(ABC):
     def _score_histories(self, histories: list[np.ndarray], items: np.ndarray | None) -> np.ndarray:
         """Fold-in scoring of anonymous histories; the default uses the item-item co-occurrence of training."""
         assert self.train_matrix is not None
-        x = _history_matrix(histories, self.n_items)
+        x = history_matrix(histories, self.n_items)
         cooc = (x @ self.train_matrix.T) @ self.train_matrix  # visitors x items
         scores = np.asarray(cooc.todense(), dtype=np.float32)
         return scores if items is None else scores[:, items]
@@ -224,7 +303,7 @@ class Recommender(ABC):
             save_file(arrays, str(tmp / WEIGHTS))
             write_manifest(
                 tmp,
-                "recommender",
+                MODEL_KIND,
                 model=self.name,
                 config=dataclasses.asdict(self.config),
                 n_users=self.n_users,
@@ -233,18 +312,17 @@ class Recommender(ABC):
             )
 
     @classmethod
-    def load(cls, directory: str | Path) -> Recommender:
-        """Load any saved model; called on a subclass, checks the saved name matches."""
-        from .registry import MODELS, _import_all
+    def from_parts(cls, directory: str | Path, manifest: Mapping[str, Any]) -> Recommender:
+        """Build a model of this class from a folder written by `save`, whose manifest has been read.
 
-        _import_all()
-        manifest = read_manifest(directory, "recommender")
-        model_cls = MODELS.get(manifest["model"])
-        if model_cls is None:
-            raise InvalidArgumentError(f"'{directory}' holds unknown model {manifest['model']!r}")
-        if cls is not Recommender and model_cls is not cls:
-            raise InvalidArgumentError(f"'{directory}' holds a {manifest['model']!r} model, not {cls.name!r}")
-        model = model_cls(model_cls.config_class(**manifest["config"]))
+        `recommenders.load_model(directory)` reads the manifest, finds the class and calls this.
+
+        Example:
+            >>> LightGCN.from_parts(folder, read_manifest(folder, MODEL_KIND))   # doctest: +SKIP
+        """
+        if manifest.get("model") != getattr(cls, "name", None):
+            raise InvalidArgumentError(f"'{directory}' holds a {manifest.get('model')!r} model, not a {cls.__name__}")
+        model = cls(cls.config_class(**manifest["config"]))
         model.n_users, model.n_items = manifest["n_users"], manifest["n_items"]
         arrays = load_file(str(Path(directory) / WEIGHTS))
         data = np.ones(len(arrays["train.indices"]), dtype=np.float32)
@@ -253,13 +331,3 @@ class Recommender(ABC):
         )
         model._load_state({k[len("model.") :]: v for k, v in arrays.items() if k.startswith("model.")})
         return model
-
-
-def _history_matrix(histories: Sequence[np.ndarray], n_items: int) -> sp.csr_matrix:
-    """Binary visitors x items matrix of anonymous histories."""
-    rows = np.concatenate([np.full(len(h), r) for r, h in enumerate(histories)]) if histories else np.zeros(0)
-    cols = np.concatenate(histories) if histories else np.zeros(0)
-    m = sp.csr_matrix((np.ones(len(cols), dtype=np.float32), (rows, cols)), shape=(len(histories), n_items))
-    m.sum_duplicates()
-    m.data[:] = 1.0
-    return m

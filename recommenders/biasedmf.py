@@ -34,11 +34,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data import InteractionData
 from core.errors import InvalidArgumentError
-from .base import ModelConfig, Recommender, check_non_negative, check_positive, seed_everything
-from .registry import register
-from .training import fit_epochs
+
+from .base import Recommender
+from .config import ModelConfig, check_non_negative, check_positive
+from .data import InteractionData
 
 STOP_METRICS = ("rmse", "ndcg")
 
@@ -117,7 +117,6 @@ class BiasedMFNetwork(nn.Module):
         )
 
 
-@register
 class BiasedMF(Recommender):
     """Biased matrix factorisation of explicit ratings, with `predict_ratings` for RMSE.
 
@@ -128,6 +127,9 @@ class BiasedMF(Recommender):
     """
 
     predicts_ratings: ClassVar[bool] = True
+    # Fitted to the observed ratings only (the default config), it ranks obscure items rated
+    # highly by a few users first: never the engine's personalisation model.
+    rating_only: ClassVar[bool] = True
     name: ClassVar[str] = "biasedmf"
     config_class: ClassVar[type[ModelConfig]] = BiasedMFConfig
     config: BiasedMFConfig
@@ -136,8 +138,6 @@ class BiasedMF(Recommender):
         super().__init__(config, **overrides)
         self.network: BiasedMFNetwork | None = None
         self._rated_items = np.zeros(0, dtype=np.int64)
-        self.epochs_trained = 0
-        self.seconds_per_epoch = 0.0
 
     # ----- training -------------------------------------------------------
     def fit(
@@ -150,10 +150,8 @@ class BiasedMF(Recommender):
 
         Early stopping looks only at validation users that have training interactions.
         """
-        self._remember(train)
         cfg = self.config
-        seed_everything(cfg.seed)
-        rng = np.random.default_rng(cfg.seed)
+        rng = self._start_training(train)
         global_mean = float(np.mean(train.weights, dtype=np.float64))
         self.network = BiasedMFNetwork(self.n_users, self.n_items, cfg.dim, global_mean)
         with torch.no_grad():
@@ -169,8 +167,11 @@ class BiasedMF(Recommender):
         rated_keys = np.unique(train.users * self.n_items + train.items)
         # Only items with ratings are imputed, so an item unseen in training keeps its global-mean fallback.
         self._rated_items = np.unique(train.items)
-        fit_epochs(
-            self, train, validation, lambda _: self._train_epoch(optimizer, users, items, ratings, rated_keys, rng)
+        self._train_epochs(
+            train,
+            validation,
+            lambda epoch: self._train_epoch(optimizer, users, items, ratings, rated_keys, rng),
+            stop_on=cfg.stop_on,
         )
         return self
 

@@ -7,6 +7,7 @@ models see only dense row indices, so every split of one log shares the same
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -97,3 +98,18 @@ class InteractionData:
     def item_counts(self) -> np.ndarray:
         """Number of interactions per item row, shape (n_items,)."""
         return np.bincount(self.items, minlength=self.n_items)
+
+
+def history_matrix(histories: Sequence[np.ndarray], n_items: int) -> sp.csr_matrix:
+    """Binary visitors x items matrix of anonymous histories (item rows; repeats count once).
+
+    Example:
+        >>> history_matrix([np.array([2, 0, 2]), np.array([], dtype=np.int64)], n_items=3).toarray().tolist()
+        [[1.0, 0.0, 1.0], [0.0, 0.0, 0.0]]
+    """
+    rows = np.concatenate([np.full(len(h), r) for r, h in enumerate(histories)]) if histories else np.zeros(0)
+    cols = np.concatenate(histories) if histories else np.zeros(0)
+    m = sp.csr_matrix((np.ones(len(cols), dtype=np.float32), (rows, cols)), shape=(len(histories), n_items))
+    m.sum_duplicates()
+    m.data[:] = 1.0
+    return m

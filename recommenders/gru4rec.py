@@ -25,8 +25,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence
 
-from .base import ModelConfig, check_fraction, check_positive
-from .registry import register
+from .config import ModelConfig, check_fraction, check_positive
 from .sequential import SequentialConfig, SequentialRecommender
 
 
@@ -109,7 +108,6 @@ class GRU4RecNetwork(nn.Module):
         return self.dropout_hidden(state) @ weight.T + bias
 
 
-@register
 class GRU4Rec(SequentialRecommender):
     """GRU4Rec with session-parallel mini-batches and full-catalogue cross-entropy.
 
@@ -125,7 +123,7 @@ class GRU4Rec(SequentialRecommender):
     name: ClassVar[str] = "gru4rec"
     config_class: ClassVar[type[ModelConfig]] = GRU4RecConfig
     # What `evaluation.protocols.tune` searches: the settings that moved validation NDCG on ML-100K.
-    tuning_grid: ClassVar[dict[str, list[Any]]] = {
+    tuning_grid: ClassVar[dict[str, list[Any]] | None] = {
         "hidden_dim": [64, 100, 200],
         "dropout_hidden": [0.0, 0.2, 0.4],
         "lr": [5e-4, 1e-3, 2e-3],

@@ -20,11 +20,11 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from .data import InteractionData
 from core.errors import InvalidArgumentError
-from .base import ModelConfig, Recommender, check_non_negative, check_positive, seed_everything
-from .registry import register
-from .training import fit_epochs
+
+from .base import Recommender
+from .config import ModelConfig, check_non_negative, check_positive
+from .data import InteractionData
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,7 +122,6 @@ class LightGCNNetwork(nn.Module):
         return final[: self.n_users], final[self.n_users :]
 
 
-@register
 class LightGCN(Recommender):
     """LightGCN with BPR loss; scoring is a product of cached propagated embeddings.
 
@@ -145,7 +144,6 @@ class LightGCN(Recommender):
     def __init__(self, config: LightGCNConfig | None = None, **overrides: object) -> None:
         super().__init__(config, **overrides)
         self.network: LightGCNNetwork | None = None
-        self.epochs_trained = 0
         # Caches that make scoring a matrix product; filled after fit and load.
         self._user_final = np.zeros((0, 0), dtype=np.float32)
         self._item_final = np.zeros((0, 0), dtype=np.float32)
@@ -160,10 +158,8 @@ class LightGCN(Recommender):
         item_features: np.ndarray | None = None,
     ) -> LightGCN:
         """Train with BPR; with `validation`, stop early on NDCG@10 and keep the best epoch."""
-        self._remember(train)
         cfg = self.config
-        seed_everything(cfg.seed)
-        rng = np.random.default_rng(cfg.seed)
+        rng = self._start_training(train)
         assert self.train_matrix is not None
         coo = self.train_matrix.tocoo()
         pos_users, pos_items = coo.row.astype(np.int64), coo.col.astype(np.int64)
@@ -182,7 +178,7 @@ class LightGCN(Recommender):
                 self._refresh_cache()  # validation scores from the propagated embeddings
             return loss
 
-        fit_epochs(self, train, validation, run_epoch)
+        self._train_epochs(train, validation, run_epoch, warmup_epochs=cfg.warmup_epochs)
         self._refresh_cache()
         return self
 

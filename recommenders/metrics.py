@@ -1,16 +1,19 @@
-"""Top-K ranking metrics over full score matrices.
+"""Top-K ranking metrics over full score matrices, and the rating error of rating models.
 
-All functions take a score matrix (n_users, n_items), where items that must not
-be recommended (already seen in training) are already set to -inf, and the
-held-out relevant item rows of each user.
+`ranking_metrics` and `per_user_metrics` take a score matrix (n_users, n_items),
+where items that must not be recommended (already seen in training) are already
+set to -inf, and the held-out relevant item rows of each user. `rank_users` is the
+one routine that scores users in batches, masks what they have seen and measures
+them: the evaluation protocols and the models' early stopping both call it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from core.errors import InteractionsError, InvalidArgumentError
 from core.ranking import top_k
@@ -55,6 +58,52 @@ def per_user_metrics(scores: np.ndarray, relevant: Sequence[np.ndarray], k: int 
         best = scores[row, list(rel_set)].max()
         out[3, row] = 1.0 / (1 + int((scores[row] > best).sum()))
     return {f"hr@{k}": out[0], f"ndcg@{k}": out[1], f"recall@{k}": out[2], "mrr": out[3]}
+
+
+def rank_users(
+    score: Callable[[np.ndarray], np.ndarray],
+    users: np.ndarray,
+    seen: sp.csr_matrix,
+    relevant: sp.csr_matrix,
+    k: int = 10,
+    batch_size: int = 512,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Rank every item for each of `users`, their `seen` items masked, against their `relevant` row.
+
+    The one full-catalogue ranking routine: the evaluation protocols and the
+    models' early stopping both rank through it.
+
+    Args:
+        score: user rows -> (len(rows), n_items) scores, higher is better.
+        users: the user rows to rank for, in the order of the results.
+        seen: users x items; a user's entries are never recommended (scored -inf).
+        relevant: users x items; a user's entries are the items that count as hits.
+        k: cut-off of hr, ndcg and recall.
+        batch_size: users scored at once.
+
+    Returns:
+        Each user's hr@k, ndcg@k, recall@k and mrr (as `per_user_metrics`, aligned
+        with `users`), and a boolean (n_items,) mask of the items in some user's top k.
+
+    Example:
+        >>> seen = sp.csr_matrix(np.array([[1.0, 0.0, 0.0]]))
+        >>> relevant = sp.csr_matrix(np.array([[0.0, 0.0, 1.0]]))
+        >>> per_user, shown = rank_users(lambda rows: np.array([[3.0, 1.0, 2.0]]), np.array([0]), seen, relevant, k=1)
+        >>> per_user["hr@1"].tolist(), shown.tolist()
+        ([1.0], [False, False, True])
+    """
+    parts: list[np.ndarray] = [np.zeros((4, 0))]
+    shown = np.zeros(relevant.shape[1], dtype=bool)
+    names = [f"hr@{k}", f"ndcg@{k}", f"recall@{k}", "mrr"]
+    for start in range(0, len(users), batch_size):
+        batch = users[start : start + batch_size]
+        scores = np.array(score(batch), dtype=np.float32, copy=True)
+        scores[seen[batch].nonzero()] = -np.inf
+        metrics = per_user_metrics(scores, [relevant[u].indices for u in batch], k=k)
+        parts.append(np.stack([metrics[name] for name in names]))
+        shown[top_k(scores, k)[0].ravel()] = True
+    per_user = np.concatenate(parts, axis=1)
+    return dict(zip(names, per_user)), shown
 
 
 def rmse(model: Any, test: InteractionData) -> float:

@@ -29,16 +29,16 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from .data import InteractionData
 from core.errors import InvalidArgumentError
 from core.ranking import top_k
-from .base import ModelConfig, Recommender, check_fraction, check_non_negative, check_positive, seed_everything
-from .registry import register
-from .training import EarlyStopping, progress, validation_ndcg
+
+from .base import Recommender
+from .config import ModelConfig, check_fraction, check_non_negative, check_positive
+from .data import InteractionData
+from .neumf_network import NeuMFNet
+from .training import TrainingLog
 
 _LOSSES = ("bpr", "bce")
-# Pairs (user x item) evaluated at once by the MLP tower when scoring.
-_SCORE_CHUNK = 1 << 21
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,90 +91,6 @@ class NeuMFConfig(ModelConfig):
         check_non_negative("NeuMF", self, ("weight_decay", "fold_in_l2"))
 
 
-class NeuMFNet(nn.Module):
-    """The GMF + MLP network; items are id embeddings plus a projection of their content.
-
-    Scoring is split so that item-side work can be cached: `item_vectors` gives each
-    item's (GMF, MLP) vectors, and the MLP's first layer is applied to users and items
-    separately (a linear layer over a concatenation is a sum of two linear maps).
-    """
-
-    def __init__(
-        self,
-        n_users: int,
-        n_items: int,
-        feature_dim: int,
-        gmf_dim: int,
-        mlp_dim: int,
-        mlp_layers: tuple[int, ...],
-        dropout: float,
-        init_std: float,
-    ) -> None:
-        super().__init__()
-        self.gmf_dim, self.mlp_dim = gmf_dim, mlp_dim
-        self.user_gmf = nn.Embedding(n_users, gmf_dim)
-        self.user_mlp = nn.Embedding(n_users, mlp_dim)
-        self.item_gmf = nn.Embedding(n_items, gmf_dim)
-        self.item_mlp = nn.Embedding(n_items, mlp_dim)
-        for emb in (self.user_gmf, self.user_mlp):
-            nn.init.normal_(emb.weight, std=init_std)
-        if feature_dim:
-            # Zero id embeddings: an item never trained on is represented by its content alone.
-            nn.init.zeros_(self.item_gmf.weight)
-            nn.init.zeros_(self.item_mlp.weight)
-            self.content: nn.Linear | None = nn.Linear(feature_dim, gmf_dim + mlp_dim)
-        else:
-            nn.init.normal_(self.item_gmf.weight, std=init_std)
-            nn.init.normal_(self.item_mlp.weight, std=init_std)
-            self.content = None
-        self.first_user = nn.Linear(mlp_dim, mlp_layers[0])
-        self.first_item = nn.Linear(mlp_dim, mlp_layers[0], bias=False)
-        deeper: list[nn.Module] = []
-        for width_in, width_out in zip(mlp_layers[:-1], mlp_layers[1:]):
-            deeper += [nn.Dropout(dropout), nn.Linear(width_in, width_out), nn.ReLU()]
-        self.deeper = nn.Sequential(nn.Dropout(dropout), *deeper) if deeper else nn.Sequential(nn.Dropout(dropout))
-        self.out_gmf = nn.Linear(gmf_dim, 1, bias=False)
-        self.out_mlp = nn.Linear(mlp_layers[-1], 1)
-
-    def item_vectors(
-        self, items: torch.Tensor, features: torch.Tensor | None, keep_id: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(GMF, MLP) vectors of `items`; `keep_id` (0/1 per item) drops id embeddings in training."""
-        gmf, mlp = self.item_gmf(items), self.item_mlp(items)
-        if keep_id is not None:
-            gmf, mlp = gmf * keep_id.unsqueeze(-1), mlp * keep_id.unsqueeze(-1)
-        if self.content is not None and features is not None:
-            projected = self.content(features[items])
-            gmf = gmf + projected[..., : self.gmf_dim]
-            mlp = mlp + projected[..., self.gmf_dim :]
-        return gmf, mlp
-
-    def pair_scores(
-        self, user_gmf: torch.Tensor, user_mlp: torch.Tensor, item_gmf: torch.Tensor, item_mlp: torch.Tensor
-    ) -> torch.Tensor:
-        """Logits of aligned (user, item) vectors; leading dimensions broadcast."""
-        hidden = torch.relu(self.first_user(user_mlp) + self.first_item(item_mlp))
-        return (self.out_gmf(user_gmf * item_gmf) + self.out_mlp(self.deeper(hidden))).squeeze(-1)
-
-    def score_all(
-        self, user_gmf: torch.Tensor, user_mlp: torch.Tensor, item_gmf: torch.Tensor, item_first: torch.Tensor
-    ) -> torch.Tensor:
-        """(n_users, n_items) logits from user vectors and cached item vectors (eval mode, no grad).
-
-        `item_first` is the items' MLP vectors already through the first layer's item half.
-        """
-        # GMF: sum_k h_k p_k q_k is one matrix product.
-        gmf = (user_gmf * self.out_gmf.weight[0]) @ item_gmf.T
-        user_first = self.first_user(user_mlp)
-        chunk = max(1, _SCORE_CHUNK // max(1, item_first.shape[0] * item_first.shape[1]))
-        parts = []
-        for start in range(0, user_first.shape[0], chunk):
-            hidden = torch.relu(user_first[start : start + chunk, None, :] + item_first[None, :, :])
-            parts.append(self.out_mlp(self.deeper(hidden)).squeeze(-1))
-        return gmf + torch.cat(parts, dim=0)
-
-
-@register
 class NeuMF(Recommender):
     """Hybrid NeuMF re-ranker: GMF and MLP towers, items = id embedding + projected content.
 
@@ -191,7 +107,7 @@ class NeuMF(Recommender):
     uses_item_features: ClassVar[bool] = True
     # Validation-chosen neighbourhood of the defaults; sizes, the BCE loss and weight decay
     # >= 1e-5 all lost on ML-100K validation, so the search spends its budget elsewhere.
-    tuning_grid: ClassVar[dict[str, list[Any]]] = {
+    tuning_grid: ClassVar[dict[str, list[Any]] | None] = {
         "lr": [1e-3, 3e-3],
         "id_dropout": [0.1, 0.25, 0.5],
         "n_negatives": [4, 8],
@@ -203,13 +119,12 @@ class NeuMF(Recommender):
 
     def __init__(self, config: NeuMFConfig | None = None, **overrides: object) -> None:
         super().__init__(config, **overrides)
-        self.net: NeuMFNet | None = None
+        self.network: NeuMFNet | None = None
         self.item_features: np.ndarray | None = None
         self._features_t: torch.Tensor | None = None
         self.fold_in: np.ndarray | None = None  # (gmf+mlp+1, gmf+mlp) ridge weights, last row the intercept
         self._cache: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         self._prior: np.ndarray | None = None  # see _mlp_prior
-        self.best_epoch = -1
 
     # ----- training -------------------------------------------------------
     def fit(
@@ -220,35 +135,15 @@ class NeuMF(Recommender):
     ) -> NeuMF:
         """Train with sampled negatives and Adam, stopping early on validation NDCG@10."""
         cfg = self.config
-        self._remember(train)
-        seed_everything(cfg.seed)
+        rng = self._start_training(train)
         self._set_features(_check_features(item_features, train.n_items))
-        self.net = self._build_net()
+        self.network = self._build_net()
         self._cache = self._prior = None
-        net = self.net
-        optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        rng = np.random.default_rng(cfg.seed)
+        optimizer = torch.optim.Adam(self.network.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         assert self.train_matrix is not None
         sampler = _NegativeSampler(self.train_matrix, cfg.n_negatives, rng)
-        if validation is not None:
-            # Users absent from training have untrained embeddings: their validation
-            # scores are noise that would only blur early stopping.
-            validation = validation.subset(np.isin(validation.users, sampler.users))
-        stopper = EarlyStopping(cfg.patience)
-        bar = progress(range(cfg.epochs), desc="neumf", enabled=cfg.show_progress)
-        for _ in bar:
-            loss = self._train_epoch(optimizer, sampler, rng)
-            if validation is None or not len(validation):
-                bar.set_postfix(loss=f"{loss:.4f}")
-                continue
-            metric = validation_ndcg(self._score_rows, train, validation)
-            bar.set_postfix(loss=f"{loss:.4f}", val_ndcg=f"{metric:.4f}")
-            if stopper.step(metric, net.state_dict):
-                break
-        if stopper.best_state is not None:
-            net.load_state_dict(stopper.best_state)
-            self.best_epoch = stopper.best_epoch
-        net.eval()
+        self._train_epochs(train, validation, lambda epoch: self._train_epoch(optimizer, sampler, rng))
+        self.network.eval()
         self._cache = self._prior = None
         self._fit_fold_in()
         return self
@@ -257,8 +152,8 @@ class NeuMF(Recommender):
         self, optimizer: torch.optim.Optimizer, sampler: _NegativeSampler, rng: np.random.Generator
     ) -> float:
         """One pass over the training pairs in random order; returns the mean loss."""
-        assert self.net is not None
-        cfg, net = self.config, self.net
+        assert self.network is not None
+        cfg, net = self.config, self.network
         net.train()
         self._cache = self._prior = None
         drop_ids = self._features_t is not None and cfg.id_dropout > 0
@@ -305,13 +200,13 @@ class NeuMF(Recommender):
         Users without training interactions get the intercept: the vector predicted for
         an empty history, a sensible 'average visitor' instead of an untrained embedding.
         """
-        assert self.net is not None and self.train_matrix is not None
+        assert self.network is not None and self.train_matrix is not None
         items = self._item_representation().numpy().astype(np.float64)
         counts = np.asarray(self.train_matrix.sum(axis=1)).ravel()
         active = np.flatnonzero(counts > 0)
         mean_items = _row_normalise(self.train_matrix[active]) @ items
         with torch.no_grad():
-            targets = torch.cat([self.net.user_gmf.weight, self.net.user_mlp.weight], dim=1).numpy()
+            targets = torch.cat([self.network.user_gmf.weight, self.network.user_mlp.weight], dim=1).numpy()
         x = np.hstack([mean_items, np.ones((len(active), 1))])
         penalty = self.config.fold_in_l2 * np.eye(x.shape[1])
         penalty[-1, -1] = 0.0  # never shrink the intercept
@@ -320,20 +215,20 @@ class NeuMF(Recommender):
         if len(inactive):
             default = torch.from_numpy(self.fold_in[-1])
             with torch.no_grad():
-                self.net.user_gmf.weight[inactive] = default[: self.net.gmf_dim]
-                self.net.user_mlp.weight[inactive] = default[self.net.gmf_dim :]
+                self.network.user_gmf.weight[inactive] = default[: self.network.gmf_dim]
+                self.network.user_mlp.weight[inactive] = default[self.network.gmf_dim :]
 
     # ----- scoring --------------------------------------------------------
     def _item_cache(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Every item's GMF vector, MLP vector and MLP vector through the first layer; rebuilt after training."""
         if self._cache is None:
-            assert self.net is not None
-            was_training = self.net.training
-            self.net.eval()
+            assert self.network is not None
+            was_training = self.network.training
+            self.network.eval()
             with torch.no_grad():
-                gmf, mlp = self.net.item_vectors(torch.arange(self.n_items), self._features_t)
-                self._cache = (gmf, mlp, self.net.first_item(mlp))
-            self.net.train(was_training)
+                gmf, mlp = self.network.item_vectors(torch.arange(self.n_items), self._features_t)
+                self._cache = (gmf, mlp, self.network.first_item(mlp))
+            self.network.train(was_training)
         return self._cache
 
     def _item_representation(self) -> torch.Tensor:
@@ -341,29 +236,25 @@ class NeuMF(Recommender):
         gmf, mlp, _ = self._item_cache()
         return torch.cat([gmf, mlp], dim=1)
 
-    def _score_rows(self, users: np.ndarray) -> np.ndarray:
-        """All-item scores of user rows (used for validation during training)."""
-        return self._score_users(np.asarray(users, dtype=np.int64), None)
-
     def _score_users(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
         """Scores of known user rows from their learned embeddings."""
-        assert self.net is not None
+        assert self.network is not None
         u = torch.from_numpy(users)
         with torch.no_grad():
-            return self._score_vectors(self.net.user_gmf(u), self.net.user_mlp(u), items)
+            return self._score_vectors(self.network.user_gmf(u), self.network.user_mlp(u), items)
 
     def _score_vectors(self, user_gmf: torch.Tensor, user_mlp: torch.Tensor, items: np.ndarray | None) -> np.ndarray:
         """Scores of user vectors against the cached item side, all items or the candidate rows."""
-        assert self.net is not None
+        assert self.network is not None
         gmf, _, first = self._item_cache()
         if items is not None:
             rows = torch.from_numpy(items)
             gmf, first = gmf[rows], first[rows]
-        was_training = self.net.training
-        self.net.eval()
+        was_training = self.network.training
+        self.network.eval()
         with torch.no_grad():
-            scores = self.net.score_all(user_gmf, user_mlp, gmf, first)
-        self.net.train(was_training)
+            scores = self.network.score_all(user_gmf, user_mlp, gmf, first)
+        self.network.train(was_training)
         return scores.numpy()
 
     def _score_histories(self, histories: list[np.ndarray], items: np.ndarray | None) -> np.ndarray:
@@ -372,7 +263,7 @@ class NeuMF(Recommender):
 
     def _history_vectors(self, histories: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         """(GMF, MLP) user vectors folded in from histories."""
-        assert self.net is not None and self.fold_in is not None
+        assert self.network is not None and self.fold_in is not None
         reps = self._item_representation().numpy()
         mean = np.zeros((len(histories), reps.shape[1]), dtype=np.float32)
         for row, history in enumerate(histories):
@@ -380,7 +271,7 @@ class NeuMF(Recommender):
                 mean[row] = reps[history].mean(axis=0)
         users = np.hstack([mean, np.ones((len(histories), 1), dtype=np.float32)]) @ self.fold_in
         user_t = torch.from_numpy(np.ascontiguousarray(users, dtype=np.float32))
-        g = self.net.gmf_dim
+        g = self.network.gmf_dim
         return user_t[:, :g], user_t[:, g:]
 
     def _top_items(self, user: np.ndarray | None, history: list[np.ndarray] | None, n: int) -> np.ndarray:
@@ -392,18 +283,18 @@ class NeuMF(Recommender):
         request. The best `shortlist_factor * n` items by proxy are scored by the full
         network. `benchmarks/bench_engine.py` reports how much of the exact top it finds.
         """
-        assert self.net is not None
+        assert self.network is not None
         if self.shortlist_factor * n >= self.n_items:
             return super()._top_items(user, history, n)
         if user is not None:
             with torch.no_grad():
                 u = torch.from_numpy(user)
-                user_gmf, user_mlp = self.net.user_gmf(u), self.net.user_mlp(u)
+                user_gmf, user_mlp = self.network.user_gmf(u), self.network.user_mlp(u)
         else:
             user_gmf, user_mlp = self._history_vectors(history or [])
         gmf, _, _ = self._item_cache()
         with torch.no_grad():
-            proxy = ((user_gmf * self.net.out_gmf.weight[0]) @ gmf.T).numpy() + self._mlp_prior()
+            proxy = ((user_gmf * self.network.out_gmf.weight[0]) @ gmf.T).numpy() + self._mlp_prior()
         shortlist = top_k(proxy, self.shortlist_factor * n)[0][0]
         exact = self._score_vectors(user_gmf, user_mlp, shortlist)
         return shortlist[top_k(exact, n)[0][0]]
@@ -411,24 +302,24 @@ class NeuMF(Recommender):
     def _mlp_prior(self) -> np.ndarray:
         """Every item's MLP-tower score for the mean user vector; the item-only part of the proxy."""
         if self._prior is None:
-            assert self.net is not None
+            assert self.network is not None
             _, _, first = self._item_cache()
-            was_training = self.net.training
-            self.net.eval()
+            was_training = self.network.training
+            self.network.eval()
             with torch.no_grad():
-                mean_user = self.net.user_mlp.weight.mean(dim=0, keepdim=True)
-                hidden = torch.relu(self.net.first_user(mean_user) + first)
-                self._prior = self.net.out_mlp(self.net.deeper(hidden)).squeeze(-1).numpy()[None, :]
-            self.net.train(was_training)
+                mean_user = self.network.user_mlp.weight.mean(dim=0, keepdim=True)
+                hidden = torch.relu(self.network.first_user(mean_user) + first)
+                self._prior = self.network.out_mlp(self.network.deeper(hidden)).squeeze(-1).numpy()[None, :]
+            self.network.train(was_training)
         return self._prior
 
     # ----- persistence ----------------------------------------------------
     def _state(self) -> dict[str, np.ndarray]:
         """Network weights, the fold-in map and the item features (needed to score)."""
-        assert self.net is not None and self.fold_in is not None
-        state = {f"net.{k}": v.detach().numpy().copy() for k, v in self.net.state_dict().items()}
+        assert self.network is not None and self.fold_in is not None
+        state = {f"net.{k}": v.detach().numpy().copy() for k, v in self.network.state_dict().items()}
         state["fold_in"] = self.fold_in
-        state["best_epoch"] = np.array([self.best_epoch], dtype=np.int64)
+        state["best_epoch"] = np.array([self.training.best_epoch], dtype=np.int64)
         if self.item_features is not None:
             state["item_features"] = self.item_features
         return state
@@ -436,12 +327,12 @@ class NeuMF(Recommender):
     def _load_state(self, arrays: dict[str, np.ndarray]) -> None:
         """Rebuild the network from saved arrays; the item cache is rebuilt on first use."""
         self._set_features(arrays.get("item_features"))
-        self.net = self._build_net()
+        self.network = self._build_net()
         weights = {k[len("net.") :]: torch.from_numpy(v) for k, v in arrays.items() if k.startswith("net.")}
-        self.net.load_state_dict(weights)
-        self.net.eval()
+        self.network.load_state_dict(weights)
+        self.network.eval()
         self.fold_in = arrays["fold_in"]
-        self.best_epoch = int(arrays["best_epoch"][0])
+        self.training = TrainingLog(best_epoch=int(arrays["best_epoch"][0]))
         self._cache = self._prior = None
 
 

@@ -1,38 +1,59 @@
-"""Recommender models by name: a plain dict, filled as model modules are imported."""
+"""Recommender models by name: a plain dict from name to "module:Class", imported on first use.
+
+Example:
+    >>> list_models()[:3]
+    ['als', 'biasedmf', 'bprmf']
+"""
 
 from __future__ import annotations
 
-import importlib
+from pathlib import Path
 from typing import Any
 
-from core.errors import UnknownComponentError
+from core.persistence import MODEL_KIND, read_manifest
+from core.registry import resolve
+
 from .base import Recommender
 
-MODELS: dict[str, type[Recommender]] = {}
-
-# Every module that defines models; importing one registers its classes.
-_MODULES = (
-    "baselines",
-    "neumf",
-    "gru4rec",
-    "sasrec",
-    "autoencoders",
-    "rbm",
-    "biasedmf",
-    "lightgcn",
-)
-
-
-def register(cls: type[Recommender]) -> type[Recommender]:
-    """Add a model class under its `name`."""
-    MODELS[cls.name] = cls
-    return cls
+MODELS: dict[str, str] = {
+    "popularity": "recommenders.baselines:Popularity",
+    "itemknn": "recommenders.baselines:ItemKNN",
+    "content": "recommenders.baselines:Content",
+    "als": "recommenders.mf:ALS",
+    "bprmf": "recommenders.mf:BPRMF",
+    "neumf": "recommenders.neumf:NeuMF",
+    "gru4rec": "recommenders.gru4rec:GRU4Rec",
+    "sasrec": "recommenders.sasrec:SASRec",
+    "multdae": "recommenders.autoencoders:MultDAE",
+    "multvae": "recommenders.autoencoders:MultVAE",
+    "rbm": "recommenders.rbm:RBM",
+    "biasedmf": "recommenders.biasedmf:BiasedMF",
+    "lightgcn": "recommenders.lightgcn:LightGCN",
+}
 
 
 def list_models() -> list[str]:
-    """Names of every model, sorted."""
-    _import_all()
+    """Names of every model, sorted.
+
+    Example:
+        >>> "sasrec" in list_models()
+        True
+    """
     return sorted(MODELS)
+
+
+def model_class(name: str) -> type[Recommender]:
+    """The class registered as `name` (its capabilities, config class and tuning grid are class attributes).
+
+    Raises:
+        UnknownComponentError: `name` is not registered; the message lists the valid names.
+
+    Example:
+        >>> model_class("sasrec").explains
+        True
+    """
+    cls: type[Recommender] = resolve(MODELS, name, "model")
+    return cls
 
 
 def create_model(name: str, **overrides: Any) -> Recommender:
@@ -42,13 +63,15 @@ def create_model(name: str, **overrides: Any) -> Recommender:
         >>> create_model("popularity").name
         'popularity'
     """
-    _import_all()
-    if name not in MODELS:
-        raise UnknownComponentError(f"unknown model {name!r}; valid names: {', '.join(sorted(MODELS))}")
-    return MODELS[name](**overrides)
+    return model_class(name)(**overrides)
 
 
-def _import_all() -> None:
-    """Import every model module so each registers itself."""
-    for module in _MODULES:
-        importlib.import_module(f"{__package__}.{module}")
+def load_model(directory: str | Path) -> Recommender:
+    """Load any model saved with `Recommender.save`: the manifest names its class.
+
+    Example:
+        >>> load_model("models/shop/model").name   # doctest: +SKIP
+        'neumf'
+    """
+    manifest = read_manifest(directory, MODEL_KIND)
+    return model_class(manifest["model"]).from_parts(directory, manifest)

@@ -26,8 +26,8 @@ import torch
 from torch import nn
 
 from core.errors import InvalidArgumentError
-from .base import ModelConfig, check_fraction, check_positive
-from .registry import register
+
+from .config import ModelConfig, check_fraction, check_positive
 from .sequential import SequentialConfig, SequentialRecommender
 
 PAD = 0  # token 0 is padding; item row r is token r + 1
@@ -136,7 +136,6 @@ class SASRecNetwork(nn.Module):
         return weights[:, -1, :]
 
 
-@register
 class SASRec(SequentialRecommender):
     """SASRec trained with full-catalogue cross-entropy at every position.
 
@@ -152,8 +151,9 @@ class SASRec(SequentialRecommender):
 
     name: ClassVar[str] = "sasrec"
     config_class: ClassVar[type[ModelConfig]] = SASRecConfig
+    explains: ClassVar[bool] = True  # the last block's attention over the history
     # What `evaluation.protocols.tune` searches: the settings that moved validation NDCG on ML-100K.
-    tuning_grid: ClassVar[dict[str, list[Any]]] = {
+    tuning_grid: ClassVar[dict[str, list[Any]] | None] = {
         "dim": [32, 64, 128],
         "dropout": [0.2, 0.4, 0.6],
         "lr": [5e-4, 1e-3, 2e-3],

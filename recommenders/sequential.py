@@ -17,10 +17,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data import InteractionData
 from core.errors import InvalidArgumentError
-from .base import ModelConfig, Recommender, check_positive, seed_everything
-from .training import fit_epochs
+
+from .base import Recommender
+from .config import ModelConfig, check_positive
+from .data import InteractionData
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,7 +99,7 @@ class SequentialRecommender(Recommender):
 
     Subclasses set `network` in `_build_network`, train one epoch in
     `_train_epoch` and score non-empty histories in `_score_sequences`; this
-    class runs early stopping, keeps the training sequences and saves both.
+    class keeps the training sequences, runs the base class's epoch loop and saves both.
     An empty history (a user with no training events) gets item popularity.
 
     Example:
@@ -116,9 +117,6 @@ class SequentialRecommender(Recommender):
         super().__init__(config, **overrides)
         self.network: nn.Module | None = None
         self.sequences: list[np.ndarray] = []
-        self.epochs_trained = 0
-        # Per epoch: {"loss", "seconds", and "ndcg@10" when validating}.
-        self.training_log: list[dict[str, float]] = []
         self._popularity = np.zeros(0, dtype=np.float32)
         self.loss: NextItemLoss | None = None  # set by fit
 
@@ -148,16 +146,14 @@ class SequentialRecommender(Recommender):
         The validation targets are the items each user consumed after the training
         sequence, so the validation score is next-item prediction, as in use.
         """
-        self._remember(train)
-        if validation is not None and (validation.n_users, validation.n_items) != (self.n_users, self.n_items):
+        if validation is not None and (validation.n_users, validation.n_items) != (train.n_users, train.n_items):
             raise InvalidArgumentError(
                 f"validation has {validation.n_users} users x {validation.n_items} items; "
-                f"train has {self.n_users} x {self.n_items}"
+                f"train has {train.n_users} x {train.n_items}"
             )
         cfg = self.config
         assert isinstance(cfg, SequentialConfig)
-        seed_everything(cfg.seed)
-        rng = np.random.default_rng(cfg.seed)
+        rng = self._start_training(train)
         self.sequences = train.sequences()
         self._popularity = train.item_counts().astype(np.float32)
         self.loss = NextItemLoss(self._popularity, cfg, rng)
@@ -173,7 +169,7 @@ class SequentialRecommender(Recommender):
             self.network.train()
             return self._train_epoch(optimizer, rng)
 
-        fit_epochs(self, train, validation, run_epoch)
+        self._train_epochs(train, validation, run_epoch)
         self.network.eval()
         return self
 

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .data import InteractionData
 from core.errors import InteractionsError, InvalidArgumentError
+
+from .data import InteractionData
 
 
 @dataclass(frozen=True)

@@ -28,12 +28,12 @@ import numpy as np
 if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evaluation.comparison import PROTOCOLS, SPLITS, Comparison, ComparisonConfig, compare_models, format_comparison
-from evaluation.datasets import load_movielens_100k
-from evaluation.protocols import text_features
 from engine.interactions import Interactions
-from recommenders import list_models
-from recommenders.registry import MODELS
+from evaluation.comparison import PROTOCOLS, SPLITS, Comparison, ComparisonConfig, compare_models
+from evaluation.datasets import load_movielens_100k
+from evaluation.features import text_features
+from evaluation.report import format_comparison
+from recommenders import list_models, model_class
 
 log = logging.getLogger("evaluate")
 QUICK = {"epochs": 1, "show_progress": False}
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     item_ids = ml.items["item_id"].tolist()
     data = interactions.to_data(interactions.user_vocabulary(), item_ids)
     features = None
-    if any(MODELS[n].uses_item_features for n in args.model_names):
+    if any(model_class(n).uses_item_features for n in args.model_names):
         features = text_features(ml.item_texts().loc[item_ids].tolist(), encoder=args.encoder)
 
     config = ComparisonConfig(

@@ -28,17 +28,18 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
 from PIL import Image
 from tqdm.auto import tqdm
 
+from core.errors import EngineError
+from encoders.config import EncoderConfig
 from encoders.fusion import FusionConfig
 from encoders.registry import create_encoder
 from engine.catalog import Catalog
-from engine.config import EncoderConfig, EngineConfig
-from core.errors import EngineError
+from engine.config import EngineConfig
+from evaluation.features import cached_encode
 from evaluation.retrieval import (
     FASHION_MNIST_CLASSES,
     FASHION_MNIST_DIR,
     TEXT_SOURCES,
     RetrievalResult,
-    cached_encode,
     catalog_results,
     chance_precision,
     encode_catalog,

@@ -11,11 +11,12 @@ import argparse
 import logging
 import sys
 
+from core.errors import EngineError
+from encoders.config import EncoderConfig
 from encoders.fusion import FusionConfig
 from engine.catalog import CatalogColumns
-from engine.config import EncoderConfig, EngineConfig
+from engine.config import EngineConfig
 from engine.display import quiet_model_loading
-from core.errors import EngineError
 from engine.indexing import index_catalog
 from index.config import IndexConfig
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from core.errors import EngineError
 from engine.display import format_matches, quiet_model_loading
 from engine.engine import Engine
-from core.errors import EngineError
 from engine.filters import ItemFilter
 
 

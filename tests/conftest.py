@@ -55,8 +55,9 @@ class HashingTextEncoder(TextEncoder):
         return l2_normalise(torch.from_numpy(out) + 1e-6)
 
 
-ENCODERS.setdefault("fake-image", ColourEncoder)
-ENCODERS.setdefault("fake-text", HashingTextEncoder)
+# Registered like every encoder, as "module:attribute"; `__name__` is whatever name pytest imported this file under.
+ENCODERS.setdefault("fake-image", f"{__name__}:ColourEncoder")
+ENCODERS.setdefault("fake-text", f"{__name__}:HashingTextEncoder")
 
 
 def fake_config(**index: object):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from recommenders.data import InteractionData
 from core.errors import InvalidArgumentError
 from recommenders.autoencoders import MultDAE, MultVAE, MultVAEConfig, MultVAENetwork
+from recommenders.data import InteractionData
 
 TINY = {"epochs": 15, "hidden_dim": 16, "latent_dim": 4, "batch_size": 8, "show_progress": False}
 

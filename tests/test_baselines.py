@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recommenders.data import InteractionData
 from core.errors import InvalidArgumentError
-from recommenders import create_model
-from recommenders.base import Recommender
-from recommenders.baselines import ALS, BPRMF, Content, ItemKNN, Popularity
+from recommenders import Recommender, create_model, load_model
+from recommenders.baselines import Content, ItemKNN, Popularity
+from recommenders.data import InteractionData
+from recommenders.mf import ALS, BPRMF
 
 N_USERS, N_ITEMS = 40, 30
 TINY = {
@@ -60,7 +60,8 @@ def test_held_out_items_of_the_own_group_rank_first(name: str) -> None:
 def test_save_load_gives_identical_scores(name: str, tmp_path: Path) -> None:
     model, _, _ = _fit(name)
     model.save(tmp_path / name)
-    loaded = Recommender.load(tmp_path / name)
+    loaded = load_model(tmp_path / name)
+    assert type(loaded) is type(model)
     users = np.arange(5)
     np.testing.assert_array_equal(model.score(users), loaded.score(users))
     np.testing.assert_array_equal(model.score_history([[0, 1], [20]]), loaded.score_history([[0, 1], [20]]))
@@ -86,8 +87,26 @@ def test_itemknn_cosine_with_shrinkage_and_neighbour_limit() -> None:
 
 
 def test_itemknn_rejects_bad_settings() -> None:
-    with pytest.raises(InvalidArgumentError, match="neighbours > 0 and shrinkage >= 0, got 0 and 1.0"):
+    with pytest.raises(InvalidArgumentError, match="ItemKNN neighbours must be a positive integer, got 0"):
         ItemKNN(neighbours=0, shrinkage=1.0).fit(_planted()[0])
+    with pytest.raises(InvalidArgumentError, match="ItemKNN shrinkage must be >= 0, got -1.0"):
+        ItemKNN(shrinkage=-1.0)
+
+
+@pytest.mark.parametrize(
+    ("model", "overrides", "message"),
+    [
+        (ALS, {"factors": 0}, "ALS factors must be a positive integer, got 0"),
+        (ALS, {"alpha": -1.0}, "ALS alpha must be >= 0, got -1.0"),
+        (ALS, {"cg_steps": 0}, "ALS cg_steps must be a positive integer, got 0"),
+        (BPRMF, {"lr": 0.0}, "BPRMF lr must be > 0, got 0.0"),
+        (BPRMF, {"l2": -1e-5}, "BPRMF l2 must be >= 0, got -1e-05"),
+        (BPRMF, {"batch_size": 0}, "BPRMF batch_size must be a positive integer, got 0"),
+    ],
+)
+def test_mf_rejects_bad_settings(model: type, overrides: dict, message: str) -> None:
+    with pytest.raises(InvalidArgumentError, match=message):
+        model(**overrides)
 
 
 def test_fold_in_of_a_training_history_matches_the_user(tmp_path: Path) -> None:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import taste_ratings
-from recommenders.data import InteractionData
+
 from core.errors import InvalidArgumentError
+from evaluation.rating import global_mean_rmse, rating_report
 from recommenders import create_model
 from recommenders.biasedmf import BiasedMF, BiasedMFConfig
-from evaluation.rating import global_mean_rmse, rating_report
+from recommenders.data import InteractionData
 from recommenders.metrics import rmse
 
 TINY = {"epochs": 30, "dim": 4, "lr": 0.05, "batch_size": 32, "show_progress": False}

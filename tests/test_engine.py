@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import fake_config, write_image
 from PIL import Image
 
-from conftest import fake_config, write_image
-from engine import Catalog, CatalogColumns, Engine, Match
 from core.errors import CatalogError, FormatVersionError, ImageError, InvalidArgumentError, UnknownItemError
+from engine import Catalog, CatalogColumns, Engine, Match
 from engine.filters import ItemFilter
 
 

@@ -5,25 +5,23 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from recommenders.data import InteractionData
 from core.errors import InvalidArgumentError
+from evaluation.features import text_features
 from evaluation.protocols import (
-    DEFAULT_GRIDS,
     default_grid,
     evaluate_cold_items,
     evaluate_full,
     evaluate_sampled,
-    text_features,
     tune,
 )
 from recommenders.base import ModelConfig, Recommender
-from recommenders.baselines import Content, Popularity
+from recommenders.baselines import Content, ItemKNN, Popularity
+from recommenders.data import InteractionData
 from recommenders.registry import MODELS
 from recommenders.splits import Split
 
@@ -225,11 +223,27 @@ class Probe(Recommender):
         pass
 
 
+@dataclasses.dataclass(frozen=True)
+class NetConfig(ModelConfig):
+    lr: float = 0.003
+    dim: int = 64
+    dropout: float = 0.1
+    weight_decay: float = 0.0
+
+
+class Net(Probe):
+    """A probe whose config has the fields the generic tuning grid varies."""
+
+    name = "_net"
+    config_class = NetConfig  # type: ignore[assignment]
+
+
 @pytest.fixture
-def probe() -> Iterator[str]:
-    MODELS[Probe.name] = Probe
-    yield Probe.name
-    del MODELS[Probe.name]
+def probe(monkeypatch: pytest.MonkeyPatch) -> str:
+    # The registry maps names to "module:Class"; the test classes are registered by their import path.
+    for cls in (Probe, Net):
+        monkeypatch.setitem(MODELS, cls.name, f"{cls.__module__}:{cls.__qualname__}")
+    return Probe.name
 
 
 def test_tune_selects_on_validation_never_test(probe: str) -> None:
@@ -336,31 +350,15 @@ def test_evaluate_script_rejects_unknown_names() -> None:
         _script().main(["--splits", "random"])
 
 
-def test_default_grid_centres_on_the_models_defaults(probe: str) -> None:
-    assert default_grid("itemknn") == DEFAULT_GRIDS["itemknn"]
+def test_default_grid_centres_on_the_models_defaults(probe: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert default_grid("itemknn") == ItemKNN.tuning_grid
     assert default_grid(probe) == {}  # no field it knows how to vary
-
-    @dataclasses.dataclass(frozen=True)
-    class NetConfig(ModelConfig):
-        lr: float = 0.003
-        dim: int = 64
-        dropout: float = 0.1
-        weight_decay: float = 0.0
-
-    class Net(Probe):
-        name = "_net"
-        config_class = NetConfig  # type: ignore[assignment]
-
-    MODELS["_net"] = Net
-    try:
-        assert default_grid("_net") == {
-            "lr": [0.001, 0.003, 0.009], "dim": [32, 64, 128], "dropout": [0.0, 0.1, 0.3],
-            "weight_decay": [0.0, 1e-5, 1e-4],
-        }
-        Net.tuning_grid = {"dim": [8]}  # type: ignore[attr-defined]
-        assert default_grid("_net") == {"dim": [8]}
-    finally:
-        del MODELS["_net"]
+    assert default_grid("_net") == {
+        "lr": [0.001, 0.003, 0.009], "dim": [32, 64, 128], "dropout": [0.0, 0.1, 0.3],
+        "weight_decay": [0.0, 1e-5, 1e-4],
+    }
+    monkeypatch.setattr(Net, "tuning_grid", {"dim": [8]})
+    assert default_grid("_net") == {"dim": [8]}
 
 
 def test_evaluate_script_tunes_on_validation_with_the_budget(tmp_path: Path) -> None:

@@ -156,8 +156,8 @@ def test_save_load_identical(index: VectorIndex, data: tuple[list[str], np.ndarr
     manifest = json.loads((tmp_path / "idx" / "manifest.json").read_text())
     assert manifest["format_version"] == 1 and manifest["config"] and manifest["kind"] == "vector_index"
 
-    loaded = type(index).load(tmp_path / "idx")
-    assert type(loaded) is type(index) and type(VectorIndex.load(tmp_path / "idx")) is type(index)
+    loaded = load_index(tmp_path / "idx")
+    assert type(loaded) is type(index)  # the manifest's backend picks the class
     after = loaded.search(queries, k=10), loaded.search(queries, k=10, filter=flt)
     for (s0, i0), (s1, i1) in zip(before, after):
         assert i0.tolist() == i1.tolist()
@@ -174,6 +174,14 @@ def test_load_rejects_other_format_version(index: VectorIndex, tmp_path: Path) -
     manifest["format_version"] = 999
     path.write_text(json.dumps(manifest))
     with pytest.raises(FormatVersionError, match="format version 999; this library reads version 1"):
+        load_index(tmp_path / "idx")
+
+
+def test_load_rejects_unknown_backend(index: VectorIndex, tmp_path: Path) -> None:
+    index.save(tmp_path / "idx")
+    path = tmp_path / "idx" / "manifest.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "backend": "annoy"}))
+    with pytest.raises(FormatVersionError, match="holds an index of backend 'annoy'; known backends: faiss, numpy"):
         load_index(tmp_path / "idx")
 
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from recommenders.data import InteractionData
 from core.errors import InvalidArgumentError
-from recommenders import create_model
+from recommenders import create_model, load_model
+from recommenders.data import InteractionData
 from recommenders.lightgcn import LightGCN, LightGCNConfig, normalized_adjacency
 
 TINY = {"dim": 8, "layers": 2, "epochs": 15, "lr": 0.05, "batch_size": 64, "show_progress": False}
@@ -94,7 +94,8 @@ def test_fold_in_ignores_repeats_and_order(fitted: LightGCN) -> None:
 
 def test_save_load_keeps_scores_and_fold_in(fitted: LightGCN, tmp_path) -> None:
     fitted.save(tmp_path / "m")
-    loaded = LightGCN.load(tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    assert isinstance(loaded, LightGCN)
     np.testing.assert_array_equal(loaded.score([0, 7]), fitted.score([0, 7]))
     np.testing.assert_array_equal(loaded.score_history([[1, 2, 20]]), fitted.score_history([[1, 2, 20]]))
     # The network is rebuilt too, so its propagation reproduces the saved caches.
@@ -111,8 +112,6 @@ def test_seeded_fit_is_repeatable() -> None:
 
 
 def test_early_stopping_restores_best_epoch_after_warmup(monkeypatch: pytest.MonkeyPatch) -> None:
-    import recommenders.training as module  # the shared epoch loop calls validation_ndcg
-
     data = planted()
     held = np.random.default_rng(1).random(len(data)) < 0.2
     train, valid = data.subset(~held), data.subset(held)
@@ -120,15 +119,18 @@ def test_early_stopping_restores_best_epoch_after_warmup(monkeypatch: pytest.Mon
     curve = iter([0.1, 0.2, 0.5, 0.3, 0.3, 0.3, 0.3])
     snapshots: dict[int, np.ndarray] = {}
 
-    def fake_ndcg(score_users, tr, va):  # noqa: ANN001, ANN202
+    def fake_monitor(self, tr, va, stop_on):  # noqa: ANN001, ANN202
         assert set(va.users.tolist()) <= set(tr.users.tolist())  # only known users are scored
-        model_scores = score_users(np.array([0]))
-        snapshots[len(snapshots) + 2] = model_scores.copy()
-        return next(curve)
+        snapshots[len(snapshots) + 2] = self.score([0]).copy()
+        value = next(curve)
+        return "ndcg@10", value, value
 
-    monkeypatch.setattr(module, "validation_ndcg", fake_ndcg)
+    # The base class's epoch loop asks `_monitor` for the validation score.
+    monkeypatch.setattr(LightGCN, "_monitor", fake_monitor)
     model = LightGCN(**{**TINY, "epochs": 30, "patience": 3, "warmup_epochs": 2}).fit(train, valid)
-    assert model.epochs_trained == 8  # epochs 0-1 unvalidated, 2-7 validated, stop after 3 without gain
+    assert model.training.epochs_trained == 8  # epochs 0-1 unvalidated, 2-7 validated, stop after 3 without gain
+    assert model.training.best_epoch == 4
+    assert [r.get("ndcg@10") for r in model.training.records] == [None, None, 0.1, 0.2, 0.5, 0.3, 0.3, 0.3]
     assert sorted(snapshots) == [2, 3, 4, 5, 6, 7]
     np.testing.assert_allclose(model.score([0]), snapshots[4], rtol=1e-6)
 

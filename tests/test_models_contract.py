@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recommenders.data import InteractionData
 from core.errors import InvalidArgumentError, NotFittedError, UnknownComponentError
-from recommenders import Recommender, create_model, list_models
+from recommenders import Recommender, create_model, list_models, load_model, model_class
+from recommenders.data import InteractionData
 
 N_USERS, N_ITEMS, HALF = 40, 30, 15
 
@@ -114,7 +114,7 @@ def test_candidate_scores_equal_full_scores(name: str, fitted) -> None:
 def test_save_load_round_trip_is_identical(name: str, fitted, tmp_path: Path) -> None:
     model, _ = fitted[name]
     model.save(tmp_path / name)
-    loaded = Recommender.load(tmp_path / name)
+    loaded = load_model(tmp_path / name)
     assert type(loaded) is type(model) and loaded.config == model.config
     np.testing.assert_allclose(loaded.score(np.arange(N_USERS)), model.score(np.arange(N_USERS)), rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(loaded.score_history([[0, 1]]), model.score_history([[0, 1]]), rtol=1e-6, atol=1e-6)
@@ -143,6 +143,39 @@ def test_fit_is_seeded() -> None:
 def test_unknown_model_lists_valid_names() -> None:
     with pytest.raises(UnknownComponentError, match="unknown model 'sasrek'; valid names: als, biasedmf, bprmf"):
         create_model("sasrek")
+
+
+def test_loading_a_folder_as_another_model_is_refused(fitted, tmp_path: Path) -> None:
+    model, _ = fitted["als"]
+    model.save(tmp_path / "als")
+    with pytest.raises(InvalidArgumentError, match="holds a 'als' model, not a BPRMF"):
+        model_class("bprmf").from_parts(tmp_path / "als", {"model": "als"})
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_capabilities_are_declared_on_the_class(name: str, fitted) -> None:
+    model, _ = fitted[name]
+    cls = model_class(name)
+    assert type(model) is cls and cls.name == name
+    for capability in ("uses_item_features", "scores_sessions", "predicts_ratings", "rating_only", "explains"):
+        assert isinstance(getattr(cls, capability), bool), capability
+    assert cls.predicts_ratings == hasattr(model, "predict_ratings")
+    assert cls.tuning_grid is None or isinstance(cls.tuning_grid, dict)
+    if cls.explains:
+        assert model.explain([0, 1, 2]).shape == (3,)
+    else:
+        with pytest.raises(InvalidArgumentError, match=f"model '{name}' cannot explain its scores"):
+            model.explain([0, 1, 2])
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_the_training_log_is_declared_and_filled(name: str, fitted) -> None:
+    model, _ = fitted[name]
+    log = model.training
+    assert len(log.records) == log.epochs_trained <= model.config.epochs
+    if log.epochs_trained:  # models that train in epochs: validated on the planted validation part
+        assert 0 <= log.best_epoch < log.epochs_trained and log.seconds_per_epoch >= 0
+        assert len(log.records[log.best_epoch].keys() & {"ndcg@10", "rmse"}) == 1  # the epoch kept was validated
 
 
 @pytest.mark.parametrize("name", sorted(TINY))

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recommenders.data import InteractionData
 from core.errors import InvalidArgumentError
-from recommenders.base import Recommender
+from recommenders import load_model
+from recommenders.data import InteractionData
 from recommenders.neumf import NeuMF, NeuMFConfig
 
 N_USERS, N_ITEMS = 40, 30
@@ -57,8 +57,8 @@ def test_cold_items_are_scored_by_content(fitted: tuple[NeuMF, InteractionData, 
 
 def test_cold_items_have_zero_id_embeddings(fitted: tuple[NeuMF, InteractionData, np.ndarray]) -> None:
     model, _, _ = fitted
-    assert model.net is not None
-    assert np.abs(model.net.item_gmf.weight.detach().numpy()[COLD_ITEMS]).max() < 1e-6
+    assert model.network is not None
+    assert np.abs(model.network.item_gmf.weight.detach().numpy()[COLD_ITEMS]).max() < 1e-6
 
 
 def test_fold_in_follows_the_history(fitted: tuple[NeuMF, InteractionData, np.ndarray]) -> None:
@@ -100,7 +100,7 @@ def test_save_load_keeps_features_and_fold_in(
 ) -> None:
     model, _, features = fitted
     model.save(tmp_path / "neumf")
-    loaded = Recommender.load(tmp_path / "neumf")
+    loaded = load_model(tmp_path / "neumf")
     assert isinstance(loaded, NeuMF)
     assert loaded.config == model.config
     np.testing.assert_array_equal(loaded.item_features, features)

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import fake_config
+
+from core.errors import InteractionsError, InvalidArgumentError, NotFittedError, UnknownItemError, UnknownUserError
 from engine import Catalog, Engine, Interactions
 from engine.config import RecommendConfig
-from core.errors import InvalidArgumentError, InteractionsError, NotFittedError, UnknownItemError, UnknownUserError
 from engine.filters import ItemFilter
 from index.base import IdFilter
 
@@ -118,12 +118,14 @@ def test_bad_input_is_named(engine: Engine) -> None:
 def test_model_candidates_are_the_models_best_allowed_items(engine: Engine, id_filter: IdFilter) -> None:
     engine.fit(toy_log(), model="itemknn", show_progress=False)
     p = engine.personaliser
-    row = p._user_rows["u1"]
-    scorer = lambda rows: p.model.score([row], rows)[0]  # noqa: E731
-    best = lambda n: p.model.top_items(user=row, n=n)  # noqa: E731
-    picked = p._model_top(scorer, best, engine, id_filter, 3)
-    allowed = [i for i in p.item_ids if (id_filter.include is None or i in id_filter.include) and i not in id_filter.exclude]
-    scores = dict(zip(p.item_ids, p.model.score([row])[0]))
+    trained = p.trained
+    assert trained is not None
+    row = trained.user_row("u1")
+    scorer = lambda rows: trained.model.score([row], rows)[0]  # noqa: E731
+    best = lambda n: trained.model.top_items(user=row, n=n)  # noqa: E731
+    picked = p.model_candidates(scorer, best, id_filter, 3)
+    allowed = [i for i in trained.item_ids if (id_filter.include is None or i in id_filter.include) and i not in id_filter.exclude]
+    scores = dict(zip(trained.item_ids, trained.model.score([row])[0]))
     expected = sorted(allowed, key=lambda i: -scores[i])[:3]
     assert len(picked) == len(expected)
     assert [scores[i] for i in picked] == pytest.approx([scores[i] for i in expected])

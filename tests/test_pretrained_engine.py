@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import SAMPLE_CATALOG
+
 from engine import Catalog, Engine, EngineConfig
 from engine.config import EncoderConfig
 
@@ -51,4 +51,4 @@ def test_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     out = capsys.readouterr().out
     assert "indexed       : 489" in out and "similar to food-red-apple" in out
     assert out.count("\nuser user-") == 2 and "because" in out
-    assert Engine.load(tmp_path / "model").personaliser is not None
+    assert Engine.load(tmp_path / "model").trained is not None

@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import taste_ratings
-from recommenders.data import InteractionData
+
 from core.errors import InvalidArgumentError, NotFittedError
-from recommenders import Recommender
-from recommenders.rbm import RBM, RBMConfig
+from recommenders import load_model
+from recommenders.data import InteractionData
 from recommenders.metrics import rmse
+from recommenders.rbm import RBM, RBMConfig
 
 TINY = {"epochs": 40, "hidden_dim": 8, "batch_size": 8, "lr": 0.1, "show_progress": False}
 
@@ -98,7 +98,7 @@ def test_ratings_are_rounded_and_clipped_and_the_latest_repeat_counts() -> None:
 def test_save_load_keeps_predicted_ratings(rated_model, tmp_path: Path) -> None:
     model, _, test = rated_model
     model.save(tmp_path / "rbm")
-    loaded = Recommender.load(tmp_path / "rbm")
+    loaded = load_model(tmp_path / "rbm")
     assert isinstance(loaded, RBM)
     np.testing.assert_array_equal(loaded.predict_ratings(test.users, test.items), model.predict_ratings(test.users, test.items))
     np.testing.assert_array_equal(loaded.score_history([[0, 1]]), model.score_history([[0, 1]]))

@@ -10,13 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import ColourEncoder, HashingTextEncoder
 from PIL import Image
 
 from core.errors import InvalidArgumentError
+from evaluation.features import cached_encode
 from evaluation.retrieval import (
     DatasetMissingError,
     ModalityVectors,
-    cached_encode,
     chance_precision,
     encode_catalog,
     fusion_sweep,
@@ -25,7 +26,6 @@ from evaluation.retrieval import (
     random_vectors,
     raw_pixel_vectors,
 )
-from conftest import ColourEncoder, HashingTextEncoder
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "evaluate_retrieval.py"
 

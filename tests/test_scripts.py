@@ -7,9 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import REPO
-
 
 
 def load_script(name: str):

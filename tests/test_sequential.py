@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from recommenders.data import InteractionData
 from core.errors import InvalidArgumentError
-from recommenders import create_model
+from recommenders import create_model, load_model
+from recommenders.data import InteractionData
 from recommenders.gru4rec import GRU4Rec
 from recommenders.sasrec import SASRec
 from recommenders.sequential import NextItemLoss, SequentialRecommender
@@ -92,13 +92,15 @@ def test_empty_history_falls_back_to_popularity(fitted: SequentialRecommender) -
 def test_training_log_records_validation(name: str) -> None:
     train, validation = cycles()
     model = create_model(name, show_progress=False, **{**TINY[name], "epochs": 3, "patience": 1}).fit(train, validation)
-    assert 1 <= model.epochs_trained <= 3 and len(model.training_log) == model.epochs_trained
-    assert all("ndcg@10" in r and r["seconds"] >= 0 and np.isfinite(r["loss"]) for r in model.training_log)
+    log = model.training
+    assert 1 <= log.epochs_trained <= 3 and len(log.records) == log.epochs_trained
+    assert all("ndcg@10" in r and r["seconds"] >= 0 and np.isfinite(r["loss"]) for r in log.records)
 
 
 def test_save_load_is_exact(fitted: SequentialRecommender, tmp_path: Path) -> None:
     fitted.save(tmp_path / "model")
-    loaded = type(fitted).load(tmp_path / "model")
+    loaded = load_model(tmp_path / "model")
+    assert type(loaded) is type(fitted) and isinstance(loaded, SequentialRecommender)
     np.testing.assert_array_equal(loaded.score(np.arange(40)), fitted.score(np.arange(40)))
     np.testing.assert_array_equal(loaded.score_history([[1, 2]]), fitted.score_history([[1, 2]]))
     np.testing.assert_array_equal(loaded.user_history(3), fitted.user_history(3))
@@ -140,7 +142,7 @@ def test_gru4rec_trains_when_slots_outnumber_sequences() -> None:
     # Length-1 sequences have no target and are skipped; 3 usable sequences, 8 slots.
     data = InteractionData.from_arrays([0, 0, 0, 1, 1, 2, 2, 2, 3], [0, 1, 2, 3, 4, 5, 6, 7, 8], n_items=10)
     model = GRU4Rec(show_progress=False, hidden_dim=8, batch_size=8, epochs=2).fit(data)
-    assert model.epochs_trained == 2 and np.isfinite(model.training_log[-1]["loss"])
+    assert model.training.epochs_trained == 2 and np.isfinite(model.training.records[-1]["loss"])
     assert np.isfinite(model.score([3])).all()
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recommenders.data import InteractionData
 from core.errors import InteractionsError, InvalidArgumentError
+from recommenders.data import InteractionData
 from recommenders.splits import leave_last_out, temporal_split
 
 

@@ -1,0 +1,73 @@
+"""The item encoder: an image encoder and a text encoder whose vectors one `Fusion` joins.
+
+Either encoder may be absent (a text-only or image-only shop); the fusion then
+gives the missing modality a zero-width slot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TypeVar
+
+from core.errors import InvalidArgumentError
+
+from .base import Encoder, ImageEncoder, TextEncoder
+from .config import EncoderConfig
+from .fusion import Fusion, FusionConfig
+from .registry import create_encoder
+
+E = TypeVar("E", ImageEncoder, TextEncoder)
+
+
+@dataclass(frozen=True)
+class ItemEncoder:
+    """An item encoder that fuses: image and text encoders (either may be None) and their fusion.
+
+    Example:
+        >>> item = ItemEncoder.from_config(EncoderConfig(image=None, device="cpu"))  # doctest: +SKIP
+        >>> item.fusion.dim == item.text.dim                                       # doctest: +SKIP
+        True
+    """
+
+    image: ImageEncoder | None
+    text: TextEncoder | None
+    fusion: Fusion
+
+    @classmethod
+    def from_config(cls, encoders: EncoderConfig, fusion: FusionConfig | None = None) -> ItemEncoder:
+        """Create the configured encoders (from the `encoders` registry) and their fusion.
+
+        Raises:
+            InvalidArgumentError: neither an image nor a text encoder is configured, or a
+                configured name is an encoder of the other modality.
+            UnknownComponentError: a name is not registered; the message lists the valid names.
+
+        Example:
+            >>> ItemEncoder.from_config(EncoderConfig(), FusionConfig()).fusion.dim  # doctest: +SKIP
+            1664
+        """
+        if encoders.image is None and encoders.text is None:
+            raise InvalidArgumentError("at least one of encoders.image and encoders.text must be set")
+        image = text = None
+        if encoders.image is not None:
+            options = {} if encoders.image_weights is None else {"weights_path": encoders.image_weights}
+            image = _of_modality(create_encoder(encoders.image, device=encoders.device, **options), ImageEncoder)
+        if encoders.text is not None:
+            text = _of_modality(create_encoder(encoders.text, device=encoders.device), TextEncoder)
+        dims = {"image_dim": image.dim if image else 0, "text_dim": text.dim if text else 0}
+        return cls(image=image, text=text, fusion=Fusion(**dims, config=fusion))
+
+    @property
+    def dim(self) -> int:
+        """Length of a fused item vector."""
+        return self.fusion.dim
+
+
+def _of_modality(encoder: Encoder, kind: type[E]) -> E:
+    """`encoder`, checked to be of the modality its config slot names."""
+    if not isinstance(encoder, kind):
+        raise InvalidArgumentError(
+            f"encoders.{kind.modality} must name an encoder of modality {kind.modality!r}; "
+            f"{encoder.name!r} is a {encoder.modality} encoder (see encoders.list_encoders())"
+        )
+    return encoder

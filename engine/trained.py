@@ -1,0 +1,104 @@
+"""A recommender trained on a shop's log, with what serving needs beside it.
+
+`TrainedModel` holds the fitted model, the raw-id vocabularies that map user and
+item ids to the model's rows, each user's history (oldest first) and the items by
+popularity. It is immutable once built; `engine.personalise.Personaliser` reads it
+to answer requests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.errors import InvalidArgumentError
+from core.persistence import PERSONALISER_KIND, atomic_dir, read_manifest, write_manifest
+from index import VectorIndex
+from recommenders import Recommender, create_model, load_model
+from recommenders.splits import leave_last_out
+
+from .interactions import Interactions
+
+_PARTS = ["model", "users.npy", "items.npy", "history.parquet"]
+
+
+class TrainedModel:
+    """A fitted model plus its id vocabularies, the users' histories and popularity.
+
+    Example:
+        >>> trained = TrainedModel.fit(index, Interactions.from_file("log.csv"), "neumf")  # doctest: +SKIP
+        >>> trained.history_of("user-1")                                                   # doctest: +SKIP
+        ['sku-3', 'sku-9']
+    """
+
+    def __init__(
+        self, model: Recommender, user_ids: Sequence[str], item_ids: Sequence[str], history: pd.DataFrame
+    ) -> None:
+        self.model = model
+        self.user_ids = list(user_ids)
+        self.item_ids = list(item_ids)
+        self._user_rows = {u: r for r, u in enumerate(self.user_ids)}
+        self._item_rows = {i: r for r, i in enumerate(self.item_ids)}
+        self.history = history.sort_values(["user_id", "timestamp"], kind="stable").reset_index(drop=True)
+        self._histories = {u: g["item_id"].tolist() for u, g in self.history.groupby("user_id", sort=False)}
+        self.popular: list[str] = self.history["item_id"].value_counts().index.tolist()
+
+    @classmethod
+    def fit(
+        cls,
+        index: VectorIndex,
+        interactions: Interactions,
+        model: str,
+        on_unknown: str = "raise",
+        show_progress: bool = True,
+        **overrides: Any,
+    ) -> TrainedModel:
+        """Train `model` on the log over the index's items; each user's last event is held out for early stopping."""
+        if not isinstance(interactions, Interactions):
+            raise InvalidArgumentError(f"fit needs an Interactions log, got {type(interactions).__name__}")
+        item_ids = list(index.ids)
+        log = interactions.validate_items(item_ids, on_unknown)  # type: ignore[arg-type]
+        user_ids = log.user_vocabulary()
+        data = log.to_data(user_ids, item_ids)
+        split = leave_last_out(data)
+        recommender = create_model(model, show_progress=show_progress, **overrides)
+        features = index.vectors(item_ids) if recommender.uses_item_features else None
+        recommender.fit(split.train, split.validation if len(split.validation) else None, item_features=features)
+        return cls(recommender, user_ids, item_ids, log.frame[["user_id", "item_id", "timestamp"]])
+
+    # ----- lookups ------------------------------------------------------------
+    def user_row(self, user_id: str | None) -> int | None:
+        """The model's row of a user it was trained on, else None."""
+        return self._user_rows.get(user_id) if user_id is not None else None
+
+    def item_row(self, item_id: str) -> int | None:
+        """The model's row of an item it was trained with, else None (items added later have none)."""
+        return self._item_rows.get(item_id)
+
+    def history_of(self, user_id: str) -> list[str]:
+        """A known user's items in the training log, oldest first; [] for anyone else."""
+        return list(self._histories.get(user_id, []))
+
+    # ----- persistence --------------------------------------------------------
+    def save(self, folder: str | Path) -> None:
+        """Write the model, vocabularies and histories to `folder` atomically."""
+        with atomic_dir(folder) as tmp:
+            self.model.save(tmp / "model")
+            np.save(tmp / "users.npy", np.array(self.user_ids, dtype=str))
+            np.save(tmp / "items.npy", np.array(self.item_ids, dtype=str))
+            self.history.to_parquet(tmp / "history.parquet")
+            write_manifest(tmp, PERSONALISER_KIND, model=self.model.name, parts=_PARTS)
+
+    @classmethod
+    def load(cls, folder: str | Path) -> TrainedModel:
+        """Inverse of `save`."""
+        folder = Path(folder)
+        read_manifest(folder, PERSONALISER_KIND)
+        model = load_model(folder / "model")
+        users = np.load(folder / "users.npy", allow_pickle=False).tolist()
+        items = np.load(folder / "items.npy", allow_pickle=False).tolist()
+        return cls(model, users, items, pd.read_parquet(folder / "history.parquet"))
