@@ -14,7 +14,7 @@ from PIL import Image
 
 from core.checks import check_k
 from core.errors import CatalogError, EngineError, InvalidArgumentError, UnknownItemError
-from core.persistence import atomic_dir, read_manifest, write_manifest
+from core.persistence import ENGINE_KIND, atomic_dir, read_manifest, write_manifest
 from encoders.imageio import load_image
 from encoders.item import ItemEncoder
 from index import IdFilter, VectorIndex, create_index, load_index
@@ -311,7 +311,7 @@ class Engine:
                 parts.append("personaliser")
             write_manifest(
                 tmp,
-                "engine",
+                ENGINE_KIND,
                 config=self.config.to_dict(),
                 catalog_base_dir=str(self.catalog.base_dir),
                 n_items=len(self.catalog),
@@ -323,7 +323,7 @@ class Engine:
     def load(cls, path: str | Path) -> Engine:
         """Load a folder written by `save`; checks the format version."""
         path = Path(path)
-        manifest = read_manifest(path, "engine")
+        manifest = read_manifest(path, ENGINE_KIND)
         config = EngineConfig.from_dict(manifest["config"])
         frame = pd.read_parquet(path / "catalog.parquet")
         catalog = Catalog.from_normalised(frame, Path(manifest["catalog_base_dir"]), str(path))
