@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_index import clustered_embeddings  # noqa: E402
 
 from engine import Catalog, Engine, EngineConfig, Interactions  # noqa: E402
+from engine.state import EngineState  # noqa: E402
 from index import IndexConfig, create_index  # noqa: E402
 
 
@@ -42,7 +43,7 @@ def synthetic_engine(vectors: np.ndarray, config: EngineConfig) -> Engine:
                           "category": [f"cat-{i % 20}" for i in range(n)], "price": np.round(np.linspace(1, 100, n), 2)})
     index = create_index(vectors.shape[1], config.index)
     index.add(ids, vectors)
-    return Engine(config, Catalog(frame, source="synthetic"), index, hashes={})
+    return Engine(config, EngineState(Catalog(frame, source="synthetic"), index))
 
 
 def timed(calls: list, fn) -> tuple[list, np.ndarray]:

@@ -18,7 +18,7 @@ from PIL import Image
 
 from core.errors import InvalidArgumentError
 
-from .imageio import ImageLike
+from .imageio import EXPECTED, IMAGE_TYPES, ImageLike
 
 
 class Encoder(ABC):
@@ -67,13 +67,13 @@ class ImageEncoder(Encoder):
     batch_size: int
 
     def preprocess(self, image: ImageLike) -> torch.Tensor:
-        """Decode (if a path), convert to RGB and transform one image to a `(3, H, W)` tensor.
+        """Decode (a path, bytes or an array), convert to RGB and transform one image to a `(3, H, W)` tensor.
 
         Transparent pixels are composited onto white, as product photos are
         usually shown on a white page.
 
         Raises:
-            ImageError: A path that does not exist or cannot be decoded.
+            ImageError: A path or bytes that cannot be read or decoded (see `encoders.imageio.load_image`).
 
         Example:
             >>> encoder.preprocess(Image.new("RGB", (300, 200))).shape  # doctest: +SKIP
@@ -82,22 +82,24 @@ class ImageEncoder(Encoder):
         return self.preprocessor(image)
 
     def encode(self, batch: Sequence[ImageLike]) -> np.ndarray:
-        """Encode PIL images or image paths, `batch_size` at a time.
+        """Encode images (PIL images, paths, encoded bytes or pixel arrays), `batch_size` at a time.
 
         Raises:
-            ImageError: An item is a path that cannot be read as an image.
-            InvalidArgumentError: An item is neither an image nor a path.
+            ImageError: An item is a path or bytes that cannot be read as an image.
+            InvalidArgumentError: An item is of another type (see `encoders.imageio.load_image`).
 
         Example:
             >>> encoder.encode(["a.jpg", Image.open("b.png")]).shape  # doctest: +SKIP
             (2, 1280)
         """
+        if isinstance(batch, np.ndarray) and batch.ndim in (2, 3):
+            raise InvalidArgumentError(
+                f"encode() takes a sequence of images, got a single array of shape {batch.shape}; wrap it in a list"
+            )
         items = as_batch_list(batch, "images")
         for i, item in enumerate(items):
-            if not isinstance(item, (Image.Image, str, Path)):
-                raise InvalidArgumentError(
-                    f"image item {i} has type {type(item).__name__}; expected a PIL.Image or a str/Path file path"
-                )
+            if not isinstance(item, IMAGE_TYPES):
+                raise InvalidArgumentError(f"image item {i} has type {type(item).__name__}; expected {EXPECTED}")
         parts = [
             self.encode_tensors(torch.stack([self.preprocess(item) for item in items[start : start + self.batch_size]]))
             for start in range(0, len(items), self.batch_size)
@@ -142,6 +144,6 @@ def check_batch_size(batch_size: int) -> int:
 
 def as_batch_list(batch: Sequence[Any], what: str) -> list[Any]:
     """Accept any sequence of items but reject a lone string or image passed as a batch."""
-    if isinstance(batch, (str, bytes, Path, Image.Image)):
+    if isinstance(batch, (str, bytes, bytearray, Path, Image.Image)):
         raise InvalidArgumentError(f"encode() takes a sequence of {what}, got a single {type(batch).__name__}; wrap it in a list")
     return list(batch)

@@ -37,7 +37,7 @@ TF_LITE_STD = (128.0 / 255.0,) * 3
 
 
 class ImagePreprocessor:
-    """Picklable `image or path -> (3, size, size) float tensor` transform.
+    """Picklable `image (PIL, path, bytes or array) -> (3, size, size) float tensor` transform.
 
     Resize the short side to `resize_size`, centre-crop `image_size`, scale to
     [0, 1] and normalise with `mean`/`std`.

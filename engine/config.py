@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.errors import InvalidArgumentError
-from encoders.config import EncoderConfig
+from encoders.config import EncoderConfig, ImageLimits
 from encoders.fusion import FusionConfig
 from index.config import IndexConfig
 
@@ -48,6 +48,9 @@ class RecommendConfig:
 class EngineConfig:
     """Everything `Engine.build` needs besides the catalog.
 
+    `images` bounds every image read while building and querying (see `ImageLimits`);
+    it does not change vectors, so a model built under other limits is reused as a cache.
+
     Example:
         >>> EngineConfig(encoders=EncoderConfig(image=None)).encoders.text
         'minilm-l6'
@@ -57,6 +60,7 @@ class EngineConfig:
     fusion: FusionConfig = field(default_factory=FusionConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
     recommend: RecommendConfig = field(default_factory=RecommendConfig)
+    images: ImageLimits = field(default_factory=ImageLimits)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict."""
@@ -64,9 +68,22 @@ class EngineConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EngineConfig:
-        """Inverse of `to_dict`; unknown keys are an error naming them."""
-        parts = {"encoders": EncoderConfig, "fusion": FusionConfig, "index": IndexConfig, "recommend": RecommendConfig}
+        """Inverse of `to_dict`; unknown sections or fields are an error naming them (a missing one takes its default)."""
+        parts = {
+            "encoders": EncoderConfig, "fusion": FusionConfig, "index": IndexConfig,
+            "recommend": RecommendConfig, "images": ImageLimits,
+        }
+        if not isinstance(data, dict):
+            raise InvalidArgumentError(f"an engine config is a dict of sections, got {type(data).__name__}")
         unknown = set(data) - set(parts)
         if unknown:
-            raise ValueError(f"unknown config sections {sorted(unknown)}; expected {sorted(parts)}")
-        return cls(**{name: parts[name](**data.get(name, {})) for name in parts})
+            raise InvalidArgumentError(f"unknown config sections {sorted(unknown)}; expected {sorted(parts)}")
+        sections = {}
+        for name, kind in parts.items():
+            values = data.get(name, {})
+            names = {f.name for f in dataclasses.fields(kind)}
+            if not isinstance(values, dict) or set(values) - names:
+                extra = sorted(set(values) - names) if isinstance(values, dict) else values
+                raise InvalidArgumentError(f"config section {name!r} has unknown fields {extra!r}; expected {sorted(names)}")
+            sections[name] = kind(**values)
+        return cls(**sections)

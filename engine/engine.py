@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import logging
+import threading
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,9 @@ from PIL import Image
 
 from core.checks import check_k
 from core.errors import CatalogError, EngineError, InvalidArgumentError, UnknownItemError
-from core.persistence import ENGINE_KIND, atomic_dir, read_manifest, write_manifest
-from encoders.imageio import load_image
+from encoders.imageio import ImageLike, load_image
 from encoders.item import ItemEncoder
-from index import IdFilter, VectorIndex, create_index, load_index
+from index import IdFilter, VectorIndex, create_index
 
 from .catalog import Catalog, as_catalog
 from .config import EngineConfig
@@ -25,6 +25,8 @@ from .filters import ItemFilter, as_filter
 from .personalise import Personaliser
 from .pipeline import EncodedItems, encode_items
 from .results import Match, Skipped
+from .state import EngineState
+from .storage import load_engine, save_engine
 from .trained import TrainedModel
 
 log = logging.getLogger(__name__)
@@ -33,28 +35,55 @@ log = logging.getLogger(__name__)
 class Engine:
     """Content-based retrieval over a catalog, with personalisation on top.
 
+    Safe to share between threads: every query reads one immutable `EngineState`
+    (`engine.state`), taken once per call; `add`, `remove` and `fit` build the next
+    state and publish it with one reference swap (writers take turns on a lock), so
+    a reader never sees half a change and never waits for a writer.
+
     Example:
         >>> from engine import Catalog, Engine
         >>> engine = Engine.build(Catalog.from_file("sample_catalog/items.csv"))  # doctest: +SKIP
         >>> [m.item_id for m in engine.similar("food-red-apple", k=3)]             # doctest: +SKIP
     """
 
-    def __init__(
-        self,
-        config: EngineConfig,
-        catalog: Catalog,
-        index: VectorIndex,
-        hashes: Mapping[str, str],
-        skipped: Sequence[Skipped] = (),
-        encoders: ItemEncoder | None = None,
-    ) -> None:
+    def __init__(self, config: EngineConfig, state: EngineState, encoders: ItemEncoder | None = None) -> None:
         self.config = config
-        self.catalog = catalog
-        self.index = index
-        self._hashes = dict(hashes)
-        self.skipped: list[Skipped] = list(skipped)
+        self._state = state
         self._encoders = encoders
-        self.trained: TrainedModel | None = None  # set by fit() / load()
+        self._write_lock = threading.Lock()  # writers take turns; readers never take it
+        self._encoders_lock = threading.Lock()
+        self.last_build: EncodedItems | None = None
+
+    # ----- the current state --------------------------------------------------
+    @property
+    def state(self) -> EngineState:
+        """The snapshot queries read now; later writes publish a new one and never change it."""
+        return self._state
+
+    @property
+    def catalog(self) -> Catalog:
+        """The catalog of the current state."""
+        return self._state.catalog
+
+    @property
+    def index(self) -> VectorIndex:
+        """The vector index of the current state (never changed once published: see `VectorIndex.fork`)."""
+        return self._state.index
+
+    @property
+    def skipped(self) -> list[Skipped]:
+        """Catalog items without a vector, and why."""
+        return list(self._state.skipped)
+
+    @property
+    def trained(self) -> TrainedModel | None:
+        """The personalisation model of the current state, once `fit` ran."""
+        return self._state.trained
+
+    @trained.setter
+    def trained(self, trained: TrainedModel | None) -> None:
+        with self._write_lock:
+            self._state = replace(self._state, trained=trained)
 
     # ----- building ---------------------------------------------------------
     @classmethod
@@ -94,29 +123,34 @@ class Engine:
             cache=cache,
             on_error=on_error,
             show_progress=show_progress,
+            limits=config.images,
         )
         if not encoded.ids:
             reasons = "; ".join(f"{s.item_id}: {s.reason}" for s in encoded.skipped[:3])
             raise CatalogError(f"no item of {catalog.source!r} could be encoded ({reasons})")
         index = create_index(encoders.fusion.dim, config.index)
         index.add(encoded.ids, encoded.vectors)
-        engine = cls(config, catalog, index, dict(zip(encoded.ids, encoded.hashes)), encoded.skipped, encoders)
+        state = EngineState(catalog, index, dict(zip(encoded.ids, encoded.hashes)), tuple(encoded.skipped))
+        engine = cls(config, state, encoders)
         engine.last_build = encoded
         return engine
 
     def _vector_cache(self, config: EngineConfig) -> dict[str, np.ndarray]:
         """Content hash -> stored vector, when `config` encodes the same way as this engine."""
+        state = self._state
         same = (self.config.encoders, self.config.fusion) == (config.encoders, config.fusion)
-        if not same or not len(self.index):
+        if not same or not len(state.index):
             return {}
-        ids = [i for i in self.index.ids if i in self._hashes]
-        return dict(zip((self._hashes[i] for i in ids), self.index.vectors(ids)))
+        ids = [i for i in state.index.ids if i in state.hashes]
+        return dict(zip((state.hashes[i] for i in ids), state.index.vectors(ids)))
 
     @property
     def encoders(self) -> ItemEncoder:
         """The encoders, loaded on first use (a loaded engine needs them only for queries and `add`)."""
         if self._encoders is None:
-            self._encoders = ItemEncoder.from_config(self.config.encoders, self.config.fusion)
+            with self._encoders_lock:  # two first queries at once load them once
+                if self._encoders is None:
+                    self._encoders = ItemEncoder.from_config(self.config.encoders, self.config.fusion)
         return self._encoders
 
     # ----- queries ----------------------------------------------------------
@@ -127,26 +161,28 @@ class Engine:
             >>> engine.similar("food-red-apple", k=5, filter=ItemFilter(categories=["food"]))  # doctest: +SKIP
         """
         check_k(k)
-        vector = self.item_vector(item_id)
-        id_filter = as_filter(filter).to_id_filter(self.catalog, also_exclude=[item_id])
-        return self._search(vector[None, :], k, id_filter, source="similar")[0]
+        state = self._state
+        vector = _item_vector(state, item_id)
+        id_filter = as_filter(filter).to_id_filter(state.catalog, also_exclude=[item_id])
+        return _search(state, vector[None, :], k, id_filter, source="similar")[0]
 
     def similar_many(self, item_ids: Sequence[str], k: int = 10, filter: ItemFilter | None = None) -> list[list[Match]]:
         """`similar` for several items in one index call (each list excludes only its own item)."""
         check_k(k)
-        vectors = np.stack([self.item_vector(i) for i in item_ids])
-        id_filter = as_filter(filter).to_id_filter(self.catalog)
-        rows = self._search(vectors, k + 1, id_filter, source="similar")
+        state = self._state
+        vectors = np.stack([_item_vector(state, i) for i in item_ids])
+        id_filter = as_filter(filter).to_id_filter(state.catalog)
+        rows = _search(state, vectors, k + 1, id_filter, source="similar")
         return [[m for m in row if m.item_id != item][:k] for item, row in zip(item_ids, rows)]
 
     def search(
         self,
         text: str | None = None,
-        image: str | Path | Image.Image | None = None,
+        image: ImageLike | None = None,
         k: int = 10,
         filter: ItemFilter | None = None,
     ) -> list[Match]:
-        """Items matching a text, a photo (path or PIL image), or both.
+        """Items matching a text, a photo (a path, PIL image, encoded bytes or NumPy array), or both.
 
         Example:
             >>> engine.search(text="red running shoes", k=5)   # doctest: +SKIP
@@ -154,10 +190,11 @@ class Engine:
         """
         check_k(k)
         query = self.query_vector(text=text, image=image)
-        id_filter = as_filter(filter).to_id_filter(self.catalog)
-        return self._search(query[None, :], k, id_filter, source="search")[0]
+        state = self._state
+        id_filter = as_filter(filter).to_id_filter(state.catalog)
+        return _search(state, query[None, :], k, id_filter, source="search")[0]
 
-    def query_vector(self, text: str | None = None, image: str | Path | Image.Image | None = None) -> np.ndarray:
+    def query_vector(self, text: str | None = None, image: ImageLike | None = None) -> np.ndarray:
         """The vector a text and/or image query is searched with, in the items' space."""
         if text is None and image is None:
             raise InvalidArgumentError("search needs text=..., image=... or both; got neither")
@@ -173,25 +210,13 @@ class Engine:
             if enc.image is None:
                 raise InvalidArgumentError("this engine was built without an image encoder; search by text instead")
             if not isinstance(image, Image.Image):
-                image = load_image(image)
+                image = load_image(image, limits=self.config.images)
             image_vec = enc.image.encode([image])[0]
         return enc.fusion.query(image=image_vec, text=text_vec)[0]
 
     def item_vector(self, item_id: str) -> np.ndarray:
         """The stored vector of an indexed item."""
-        if item_id not in self.index:
-            if item_id in self.catalog:
-                why = next((s.reason for s in self.skipped if s.item_id == item_id), "not indexed")
-                raise UnknownItemError(f"item {item_id!r} is in the catalog but has no vector: {why}")
-            raise UnknownItemError(f"item {item_id!r} is not in the catalog ({len(self.index):,} items indexed)")
-        return self.index.vectors([item_id])[0]
-
-    def _search(self, queries: np.ndarray, k: int, id_filter: IdFilter, source: str) -> list[list[Match]]:
-        scores, ids = self.index.search(queries.astype(np.float32), k, id_filter)
-        return [
-            [Match(str(i), float(s), self.catalog.fields(self.catalog.row(str(i))), source) for s, i in zip(srow, irow)]
-            for srow, irow in zip(scores, ids)
-        ]
+        return _item_vector(self._state, item_id)
 
     # ----- updates ----------------------------------------------------------
     def add(self, items: Catalog | pd.DataFrame | Iterable[Mapping[str, Any]], show_progress: bool = False) -> list[Skipped]:
@@ -203,35 +228,48 @@ class Engine:
             >>> engine.add([{"id": "sku-9", "title": "Blue kettle", "image": "images/kettle.png"}])  # doctest: +SKIP
             []
         """
-        new = as_catalog(items, base_dir=self.catalog.base_dir)
-        merged = self.catalog.concat(new)  # raises on ids already present
-        encoded = encode_items(
-            new,
-            self.encoders,
-            batch_size=self.config.encoders.batch_size,
-            num_workers=self.config.encoders.num_workers,
-            show_progress=show_progress,
-        )
-        if encoded.ids:
-            self.index.add(encoded.ids, encoded.vectors)
-        self.catalog = merged
-        self._hashes.update(zip(encoded.ids, encoded.hashes))
-        self.skipped.extend(encoded.skipped)
+        with self._write_lock:
+            state = self._state
+            new = as_catalog(items, base_dir=state.catalog.base_dir, allow_outside=state.catalog.allow_outside)
+            merged = state.catalog.concat(new)  # raises on ids already present
+            encoded = encode_items(
+                new,
+                self.encoders,
+                batch_size=self.config.encoders.batch_size,
+                num_workers=self.config.encoders.num_workers,
+                show_progress=show_progress,
+                limits=self.config.images,
+            )
+            index = state.index.fork()
+            if encoded.ids:
+                index.add(encoded.ids, encoded.vectors)
+            hashes = state.hashes.copy()  # the mapping's own dict, copied in C
+            hashes.update(zip(encoded.ids, encoded.hashes))
+            skipped = state.skipped + tuple(encoded.skipped)
+            self._state = EngineState(merged, index, hashes, skipped, state.trained)
         return list(encoded.skipped)
 
     def remove(self, item_ids: Sequence[str]) -> None:
-        """Remove items (sold out, discontinued); unknown ids are an error naming them."""
+        """Remove items (sold out, discontinued); unknown ids are an error naming them.
+
+        Once this returns, no query returns them (queries already running finish on the
+        state they started with).
+        """
         if isinstance(item_ids, str):
             item_ids = [item_ids]
-        catalog = self.catalog.without(item_ids)
-        indexed = [i for i in item_ids if i in self.index]
-        if indexed:
-            self.index.remove(indexed)
-        self.catalog = catalog
-        gone = set(item_ids)
-        for item_id in gone:
-            self._hashes.pop(item_id, None)
-        self.skipped = [s for s in self.skipped if s.item_id not in gone]
+        with self._write_lock:
+            state = self._state
+            catalog = state.catalog.without(item_ids)
+            gone = set(item_ids)
+            index = state.index.fork()
+            indexed = [i for i in dict.fromkeys(item_ids) if i in index]
+            if indexed:
+                index.remove(indexed)
+            hashes = state.hashes.copy()
+            for item_id in gone:
+                hashes.pop(item_id, None)
+            skipped = tuple(s for s in state.skipped if s.item_id not in gone)
+            self._state = EngineState(catalog, index, hashes, skipped, state.trained)
 
     # ----- personalisation --------------------------------------------------
     def fit(
@@ -256,15 +294,18 @@ class Engine:
             >>> engine.fit(Interactions.from_file("sample_catalog/interactions.csv"))  # doctest: +SKIP
         """
         name = model or self.config.recommend.model
+        # Trained outside the write lock (minutes, while add/remove go on); items added
+        # meanwhile are unknown to the model and served by content, as after any fit.
         self.trained = TrainedModel.fit(
-            self.index, interactions, name, on_unknown=on_unknown, show_progress=show_progress, **overrides
+            self._state.index, interactions, name, on_unknown=on_unknown, show_progress=show_progress, **overrides
         )
         return self
 
     @property
     def personaliser(self) -> Personaliser:
-        """What answers `recommend`: the index, catalog and trained model as they are now."""
-        return Personaliser(self.index, self.catalog, self.config.recommend, self.trained)
+        """What answers `recommend`: the index, catalog and trained model of the current state."""
+        state = self._state
+        return Personaliser(state.index, state.catalog, self.config.recommend, state.trained)
 
     def recommend(
         self,
@@ -298,56 +339,41 @@ class Engine:
         Example:
             >>> engine.save("models/sample"); engine = Engine.load("models/sample")  # doctest: +SKIP
         """
-        with atomic_dir(path) as tmp:
-            _write_catalog(self.catalog.frame, tmp / "catalog.parquet")
-            pd.DataFrame({"id": list(self._hashes), "hash": list(self._hashes.values())}).to_parquet(
-                tmp / "hashes.parquet"
-            )
-            (tmp / "skipped.json").write_text(json.dumps([[s.item_id, s.reason] for s in self.skipped]))
-            self.index.save(tmp / "index")
-            parts = ["catalog.parquet", "hashes.parquet", "skipped.json", "index"]
-            if self.trained is not None:
-                self.trained.save(tmp / "personaliser")
-                parts.append("personaliser")
-            write_manifest(
-                tmp,
-                ENGINE_KIND,
-                config=self.config.to_dict(),
-                catalog_base_dir=str(self.catalog.base_dir),
-                n_items=len(self.catalog),
-                n_indexed=len(self.index),
-                parts=parts,
-            )
+        save_engine(path, self.config, self._state)
 
     @classmethod
     def load(cls, path: str | Path) -> Engine:
         """Load a folder written by `save`; checks the format version."""
-        path = Path(path)
-        manifest = read_manifest(path, ENGINE_KIND)
-        config = EngineConfig.from_dict(manifest["config"])
-        frame = pd.read_parquet(path / "catalog.parquet")
-        catalog = Catalog.from_normalised(frame, Path(manifest["catalog_base_dir"]), str(path))
-        hashes = pd.read_parquet(path / "hashes.parquet")
-        skipped = [Skipped(i, r) for i, r in json.loads((path / "skipped.json").read_text())]
-        engine = cls(config, catalog, load_index(path / "index"), dict(zip(hashes["id"], hashes["hash"])), skipped)
-        if "personaliser" in manifest["parts"]:
-            engine.trained = TrainedModel.load(path / "personaliser")
-        return engine
+        config, state = load_engine(path)
+        return cls(config, state)
 
     def __len__(self) -> int:
-        return len(self.index)
+        return len(self._state.index)
 
     def __repr__(self) -> str:
-        return f"Engine({len(self.index):,} items indexed, index={type(self.index).__name__}, dim={self.index.dim})"
+        index = self._state.index
+        return f"Engine({len(index):,} items indexed, index={type(index).__name__}, dim={index.dim})"
 
 
-def _write_catalog(frame: pd.DataFrame, path: Path) -> None:
-    """Parquet, with mixed-type object columns stored as text rather than failing."""
-    try:
-        frame.to_parquet(path)
-    except (TypeError, ValueError, ImportError):
-        mixed = {c: frame[c].map(lambda v: None if v is None else str(v)) for c in frame.columns if frame[c].dtype == object}
-        frame.assign(**mixed).to_parquet(path)
+def _item_vector(state: EngineState, item_id: str) -> np.ndarray:
+    """The stored vector of an item of `state`; UnknownItemError says why it has none."""
+    if item_id not in state.index:
+        if item_id in state.catalog:
+            why = state.skip_reason(item_id) or "not indexed"
+            raise UnknownItemError(f"item {item_id!r} is in the catalog but has no vector: {why}")
+        raise UnknownItemError(f"item {item_id!r} is not in the catalog ({len(state.index):,} items indexed)")
+    return state.index.vectors([item_id])[0]
+
+
+def _search(state: EngineState, queries: np.ndarray, k: int, id_filter: IdFilter, source: str) -> list[list[Match]]:
+    """Search `state`'s index and dress the hits with `state`'s catalog fields."""
+    scores, ids = state.index.search(queries.astype(np.float32), k, id_filter)
+    catalog = state.catalog
+    return [
+        [Match(str(i), float(s), catalog.fields(catalog.row(str(i))), source) for s, i in zip(srow, irow)]
+        for srow, irow in zip(scores, ids)
+    ]
+
 
 
 __all__ = ["Engine", "EngineError", "ItemFilter", "Match", "EncodedItems"]

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import EngineError
+from core.persistence import ModelNotFoundError, check_writable
 
 from .catalog import Catalog, CatalogColumns
 from .config import EngineConfig
@@ -62,19 +63,24 @@ def index_catalog(
 ) -> tuple[Engine, IndexReport]:
     """Index a catalog file into a model folder; items unchanged since the last run there are not re-encoded.
 
+    A damaged model in `out` is re-encoded and replaced; a folder holding anything
+    this library did not write is refused before any work (ModelFolderError).
+
     Example:
         >>> engine, report = index_catalog("sample_catalog/items.csv", "models/sample")  # doctest: +SKIP
         >>> print(report.summary())                                                      # doctest: +SKIP
     """
     start = time.perf_counter()
+    out = Path(out)
+    check_writable(out)  # before hours of encoding, not after: a folder of the user's is refused untouched
     catalog = Catalog.from_file(catalog_path, columns)
     previous = None
-    out = Path(out)
-    if (out / "manifest.json").is_file():
-        try:
-            previous = Engine.load(out)
-        except (EngineError, OSError, ValueError) as exc:
-            log.warning("not reusing the model in %s (%s); encoding everything", out, exc)
+    try:
+        previous = Engine.load(out)
+    except ModelNotFoundError:
+        pass
+    except (EngineError, OSError) as exc:  # a damaged model of ours: re-encode everything and replace it
+        log.warning("not reusing the model in %s (%s); encoding everything", out, exc)
     engine = Engine.build(catalog, config, previous=previous, show_progress=show_progress)
     if previous is not None and previous.trained is not None:
         engine.trained = previous.trained  # keep a trained model; refit to learn new items

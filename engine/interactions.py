@@ -20,9 +20,14 @@ import pandas as pd
 from core.errors import InteractionsError, InvalidArgumentError, UnknownUserError
 from recommenders.data import InteractionData
 
+from .tables import check_columns, clean_ids, read_table
+
 REQUIRED = ("user_id", "item_id", "timestamp")
 OPTIONAL = ("event", "weight")
 _SHOWN = 5  # how many offending values an error message lists
+# Accepted event times, in unix seconds: 1970-01-01 up to (not including) 2100-01-01.
+# Anything else is a unit mistake (milliseconds) or a placeholder such as 0001-01-01 or 9999-12-31.
+TIME_RANGE = (0, 4_102_444_800)
 
 
 @dataclass(frozen=True)
@@ -51,13 +56,17 @@ class Interactions:
     Args:
         df: the log. Needs `user_id`, `item_id` and `timestamp` columns; `event` (a label such
             as 'view' or 'purchase') and `weight` (a non-negative strength, default 1) are optional.
-            Timestamps are unix seconds or date/time strings.
+            Timestamps are unix seconds or date/time strings (both may appear in one column),
+            between 1970-01-01 and 2100-01-01. Ids follow the catalog's rule
+            (`engine.tables.clean_ids`): surrounding whitespace is stripped, invisible
+            characters are an error.
         columns: renames applied first, from your column names to the ones above,
             e.g. `{"customer": "user_id", "sku": "item_id"}`.
 
     Raises:
-        InteractionsError: an empty log, a missing column, a missing or unparseable
-            timestamp or id, a negative or missing weight.
+        InteractionsError: an empty log, a missing or repeated column, a missing, invisible or
+            ill-typed id, a missing, unparseable or out-of-range timestamp, a negative, missing
+            or non-finite weight, or weights that are all 0.
 
     Example:
         >>> log = Interactions(pd.DataFrame({"user_id": ["u1", "u1", "u2"],
@@ -75,23 +84,13 @@ class Interactions:
 
     @classmethod
     def from_file(cls, path: str | Path, columns: Mapping[str, str] | None = None) -> Interactions:
-        """Read a .csv or .parquet log.
+        """Read a .csv, .jsonl or .parquet log (see `engine.tables.read_table`).
 
         Example:
             >>> log = Interactions.from_file("events.csv", columns={"sku": "item_id"})  # doctest: +SKIP
         """
-        path = Path(path)
-        if not path.is_file():
-            raise InteractionsError(f"interaction file '{path}' does not exist")
-        suffix = path.suffix.lower()
-        if suffix == ".csv":
-            # Ids stay strings exactly as written ('007' is not 7); other columns are parsed later.
-            df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-        elif suffix == ".parquet":
-            df = pd.read_parquet(path)
-        else:
-            raise InteractionsError(f"interaction file '{path}' must be .csv or .parquet, got '{suffix}'")
-        return cls(df, columns=columns)
+        # A .csv is read as text, so ids stay exactly as written ('007' is not 7); other columns are parsed later.
+        return cls(read_table(path, InteractionsError, "interaction log"), columns=columns)
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -197,6 +196,9 @@ def _validate(df: pd.DataFrame, columns: Mapping[str, str] | None) -> tuple[pd.D
     """Check and normalise a raw log; returns it with duplicates dropped and the report."""
     if not isinstance(df, pd.DataFrame):
         raise InteractionsError(f"interactions must be a pandas DataFrame, got {type(df).__name__}")
+    if columns is not None and not isinstance(columns, Mapping):
+        raise InvalidArgumentError(f"columns must map your column names to ours, e.g. {{'sku': 'item_id'}}; got {columns!r}")
+    check_columns(df, InteractionsError, "the interaction log")
     if columns:
         missing_src = [c for c in columns if c not in df.columns]
         if missing_src:
@@ -204,6 +206,7 @@ def _validate(df: pd.DataFrame, columns: Mapping[str, str] | None) -> tuple[pd.D
                 f"columns= renames {missing_src} but the log has only {list(df.columns)}"
             )
         df = df.rename(columns=dict(columns))
+        check_columns(df, InteractionsError, "the interaction log (after columns= renames)")
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
         raise InteractionsError(
@@ -214,8 +217,8 @@ def _validate(df: pd.DataFrame, columns: Mapping[str, str] | None) -> tuple[pd.D
         raise InteractionsError("the interaction log is empty: expected at least one (user_id, item_id, timestamp) row")
     out = pd.DataFrame(
         {
-            "user_id": _ids(df["user_id"], "user_id"),
-            "item_id": _ids(df["item_id"], "item_id"),
+            "user_id": clean_ids(df["user_id"], "user_id", InteractionsError, "the interaction log"),
+            "item_id": clean_ids(df["item_id"], "item_id", InteractionsError, "the interaction log"),
             "timestamp": _timestamps(df["timestamp"]),
         }
     )
@@ -227,54 +230,52 @@ def _validate(df: pd.DataFrame, columns: Mapping[str, str] | None) -> tuple[pd.D
     return out.loc[~dup].reset_index(drop=True), report
 
 
-def _ids(col: pd.Series, name: str) -> np.ndarray:
-    missing = col.isna().to_numpy()
-    if missing.any():
-        row = int(np.flatnonzero(missing)[0])
-        raise InteractionsError(
-            f"{name} is missing in row {row} ({int(missing.sum())} rows in all): every row needs one"
-        )
-    return col.astype(str).to_numpy(dtype=object)
-
-
 def _timestamps(col: pd.Series) -> np.ndarray:
-    """int64 unix seconds from numbers, datetimes or date/time strings."""
+    """int64 unix seconds from numbers, datetimes or date/time strings, each within TIME_RANGE."""
+    if pd.api.types.is_bool_dtype(col):
+        raise InteractionsError(f"timestamp column holds booleans ({_plain(col.iloc[0])!r} in row 0): {_EXPECTED_TIME}")
+    seconds = pd.Series(np.nan, index=col.index)
+    is_number = np.zeros(len(col), dtype=bool)
     if pd.api.types.is_datetime64_any_dtype(col):
-        parsed = col
+        dates = col if col.dt.tz is not None else col.dt.tz_localize("UTC")
     else:
         numeric = pd.to_numeric(col, errors="coerce")
-        if not numeric.isna().any():
-            return _whole_seconds(col, numeric)
-        # Not all numeric: parse what is not as dates; numbers stay unix seconds.
-        text = col.where(numeric.isna())
+        is_number = numeric.notna().to_numpy()
+        seconds[is_number] = numeric[is_number].astype(np.float64)
+        # What is not a number is parsed as a date/time; one inferred format is fast,
+        # and only rows it did not fit are parsed one by one.
+        text = col.where(~is_number)
         with warnings.catch_warnings():  # pandas warns when it infers one format for the column
             warnings.simplefilter("ignore", UserWarning)
             dates = pd.to_datetime(text, errors="coerce", utc=True)
-        # One inferred format is fast; only rows it did not fit are parsed one by one.
-        retry = dates.isna() & text.notna()
-        if retry.any():
-            dates[retry] = pd.to_datetime(text[retry], errors="coerce", utc=True, format="mixed")
-        seconds = pd.Series(np.nan, index=col.index)
-        ok = dates.notna()
-        seconds[ok] = _epoch_seconds(dates[ok])
-        seconds = seconds.where(numeric.isna(), numeric)
-        _first_bad(col, seconds.isna().to_numpy())
-        return _whole_seconds(col, seconds)
-    if parsed.dt.tz is None:
-        parsed = parsed.dt.tz_localize("UTC")
-    _first_bad(col, parsed.isna().to_numpy())
-    return _epoch_seconds(parsed).to_numpy(np.int64)
+            retry = dates.isna() & text.notna()
+            if retry.any():
+                dates[retry] = pd.to_datetime(text[retry], errors="coerce", utc=True, format="mixed")
+    ok = dates.notna().to_numpy()
+    if ok.any():
+        seconds[ok] = _epoch_seconds(dates[ok]).astype(np.float64)
+    values = seconds.to_numpy(np.float64)
+    _first_bad(col, np.isnan(values))
+    low, high = TIME_RANGE
+    outside = ~((values >= low) & (values < high))  # also catches inf and overflowing numbers such as 1e30
+    if outside.any():
+        row = int(np.flatnonzero(outside)[0])
+        millis = is_number[row] and low <= values[row] / 1000 < high
+        raise InteractionsError(
+            f"timestamp in row {row} is {_plain(col.iloc[row])!r}, outside 1970-01-01 .. 2100-01-01 "
+            f"({int(outside.sum())} bad rows in all)" + ("; it looks like milliseconds: divide by 1000" if millis else "")
+            + f": {_EXPECTED_TIME}"
+        )
+    return np.floor(values).astype(np.int64)
+
+
+_EXPECTED_TIME = "expected unix seconds or a date/time such as '2024-05-01 12:30:00'"
 
 
 def _epoch_seconds(dates: pd.Series) -> pd.Series:
-    """Whole seconds since 1970 of tz-aware datetimes, whatever their resolution (pandas 3 varies it)."""
-    return (dates - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
-
-
-def _whole_seconds(col: pd.Series, seconds: pd.Series) -> np.ndarray:
-    values = seconds.to_numpy(np.float64)
-    _first_bad(col, ~np.isfinite(values))
-    return np.floor(values).astype(np.int64)
+    """Whole seconds since 1970 (floored) of tz-aware datetimes, whatever their resolution (pandas 3 varies it)."""
+    # Through microseconds, not a subtraction: Timestamp(0) is in ns, which overflows past 2262.
+    return dates.dt.as_unit("us").astype("int64") // 1_000_000
 
 
 def _first_bad(col: pd.Series, bad: np.ndarray) -> None:
@@ -283,10 +284,7 @@ def _first_bad(col: pd.Series, bad: np.ndarray) -> None:
         row = int(np.flatnonzero(bad)[0])
         value = col.iloc[row]
         what = "missing" if pd.isna(value) else f"{_plain(value)!r}, which is not a time"
-        raise InteractionsError(
-            f"timestamp in row {row} is {what} ({int(bad.sum())} bad rows in all): "
-            "expected unix seconds or a date/time such as '2024-05-01 12:30:00'"
-        )
+        raise InteractionsError(f"timestamp in row {row} is {what} ({int(bad.sum())} bad rows in all): {_EXPECTED_TIME}")
 
 
 def _weights(col: pd.Series) -> np.ndarray:
@@ -297,6 +295,11 @@ def _weights(col: pd.Series) -> np.ndarray:
         raise InteractionsError(
             f"weight in row {row} is {_plain(col.iloc[row])!r} ({int(bad.sum())} bad rows in all): "
             "expected a finite number >= 0"
+        )
+    if not (values > 0).any():
+        raise InteractionsError(
+            f"every weight is 0 ({len(values)} rows): a model cannot learn from that; expected at least one "
+            "weight > 0 (rows of weight 0 are kept, but carry no preference)"
         )
     return values.astype(np.float32)
 

@@ -18,6 +18,7 @@ Every candidate carries `because`: the history item whose content is nearest to 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -74,14 +75,8 @@ class Personaliser:
             hist = [i for i in self.check_history(history) if i in self.index]
             id_filter = as_filter(filter).to_id_filter(self.catalog, also_exclude=set(hist) if exclude_seen else ())
             return self._matches(_best(self.content_candidates(hist, id_filter), k), "content")
-        # One request scores one user: torch's thread pool only adds hand-off cost
-        # there (measured 0.2 ms on one thread vs 30+ ms on two busy cores).
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return self._recommend(self.trained, user_id, history, k, filter, exclude_seen, strict)
-        finally:
-            torch.set_num_threads(threads)
+        _serve_on_one_torch_thread()
+        return self._recommend(self.trained, user_id, history, k, filter, exclude_seen, strict)
 
     def _recommend(
         self,
@@ -227,6 +222,28 @@ class Personaliser:
     def _matches(self, rows: list[Candidate], source: str) -> list[Match]:
         catalog = self.catalog
         return [Match(i, float(s), catalog.fields(catalog.row(i)), source, b) for i, s, b in rows]
+
+
+_torch_threads_set = threading.Lock()
+_torch_threads_done = False
+
+
+def _serve_on_one_torch_thread() -> None:
+    """Set torch to one intra-op thread, once per process, on the first personalised request.
+
+    One request scores one user: torch's thread pool only adds hand-off cost there
+    (measured 0.2 ms on one thread vs 30+ ms on two busy cores). torch's setting is
+    process-wide, so it is set once, never per request: a per-request set-and-restore
+    raced with every other thread using torch. Training later in the same process
+    (`Engine.fit`) then runs on one thread too; call `torch.set_num_threads` to change it.
+    """
+    global _torch_threads_done
+    if _torch_threads_done:
+        return
+    with _torch_threads_set:
+        if not _torch_threads_done:
+            torch.set_num_threads(1)
+            _torch_threads_done = True
 
 
 def _best(pool: dict[str, tuple[float, str | None]], k: int) -> list[Candidate]:

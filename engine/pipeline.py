@@ -4,6 +4,12 @@ Stage one reads the catalog (`Catalog`), stage three writes vectors and index
 (`Engine`). Images are decoded and preprocessed in DataLoader workers while the
 model runs on the previous batch; items whose content hash is in the cache are
 not encoded again.
+
+One bad image cannot stall or crash a build: each is read under `ImageLimits`
+(regular files only, inside the catalog's folder, bounded bytes, pixels and time;
+see `encoders.imageio`) and a failure becomes that item's skip reason. A worker that
+hangs anyway (a read blocked in the kernel, e.g. on a dead network mount) is caught by
+the DataLoader's own timeout, which ends the build with an `ImageError` naming the batch.
 """
 
 from __future__ import annotations
@@ -20,8 +26,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from core.errors import ImageError
+from core.errors import CatalogError, ImageError, InvalidArgumentError
 from encoders.base import ImageEncoder, TextEncoder
+from encoders.config import ImageLimits
 from encoders.imageio import load_image
 from encoders.item import ItemEncoder
 
@@ -29,6 +36,8 @@ from .catalog import Catalog
 from .results import Skipped
 
 log = logging.getLogger(__name__)
+# Seconds a DataLoader worker may take to start, on top of the per-image time budget.
+WORKER_START_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -46,17 +55,27 @@ class EncodedItems:
 class _ImageFiles(Dataset):
     """Decodes and preprocesses images; a failure becomes a reason, not an exception."""
 
-    def __init__(self, paths: Sequence[Path], preprocess: Any, min_side: int | None = None) -> None:
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        preprocess: Any,
+        min_side: int | None = None,
+        limits: ImageLimits | None = None,
+        root: Path | None = None,
+    ) -> None:
         self.paths = list(paths)
         self.preprocess = preprocess
         self.min_side = min_side
+        self.limits = limits
+        self.root = root
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, str]:
         try:
-            return i, self.preprocess(load_image(self.paths[i], self.min_side)), ""
+            image = load_image(self.paths[i], self.min_side, limits=self.limits, root=self.root)
+            return i, self.preprocess(image), ""
         except ImageError as exc:
             return i, None, str(exc)
         except Exception as exc:  # a transform failing on odd data is reported, not fatal
@@ -79,6 +98,7 @@ def encode_items(
     cache: Mapping[str, np.ndarray] | None = None,
     on_error: str = "report",
     show_progress: bool = True,
+    limits: ImageLimits | None = None,
 ) -> EncodedItems:
     """Encode every catalog row into one fused vector.
 
@@ -90,16 +110,24 @@ def encode_items(
         cache: content hash -> vector of earlier runs; matching items are not re-encoded.
         on_error: "report" lists unencodable items in `skipped`; "raise" raises on the first.
         show_progress: draw a progress bar with items/s.
+        limits: bounds on each image file (default `ImageLimits()`); image paths must also lie
+            inside `catalog.image_root` unless the catalog allows others.
+
+    Raises:
+        ImageError: with `on_error="raise"`, the first item whose image cannot be read; in any
+            mode, image workers that stop answering (see the module docstring).
+        CatalogError: with `on_error="raise"`, the first item with nothing to encode.
 
     Example:
         >>> out = encode_items(catalog, ItemEncoder.from_config(EncoderConfig()))  # doctest: +SKIP
         >>> out.vectors.shape, [s.reason for s in out.skipped]                    # doctest: +SKIP
     """
     if on_error not in ("report", "raise"):
-        raise ValueError(f"on_error must be 'report' or 'raise', got {on_error!r}")
+        raise InvalidArgumentError(f"on_error must be 'report' or 'raise', got {on_error!r}")
+    limits = limits or ImageLimits()
     start = time.perf_counter()
     n = len(catalog)
-    hashes = [catalog.content_hash(r) for r in range(n)]
+    hashes = [catalog.content_hash(r, limits) for r in range(n)]
     cache = cache or {}
     reused_rows = [r for r in range(n) if hashes[r] in cache]
     todo = [r for r in range(n) if hashes[r] not in cache]
@@ -110,7 +138,12 @@ def encode_items(
     images = {r: catalog.image_path(r) for r in todo} if encoder.image is not None else {}
 
     text_vecs = _encode_texts(encoder.text, texts, batch_size) if encoder.text is not None else {}
-    image_vecs = _encode_images(encoder.image, images, batch_size, num_workers, reasons, bar) if encoder.image else {}
+    image_vecs = (
+        _encode_images(encoder.image, images, _Decoding(batch_size, num_workers, limits, catalog.image_root), reasons, bar)
+        if encoder.image
+        else {}
+    )
+    image_failed = set(reasons)
     bar.close()
 
     fusion = encoder.fusion
@@ -125,9 +158,8 @@ def encode_items(
             )
     if reasons and on_error == "raise":
         r = min(reasons)
-        raise ImageError(f"item {catalog.ids[r]!r}: {reasons[r]}") if "image" in reasons[r] else ValueError(
-            f"item {catalog.ids[r]!r}: {reasons[r]}"
-        )
+        error = ImageError if r in image_failed else CatalogError
+        raise error(f"item {catalog.ids[r]!r}: {reasons[r]}")
     encoded = [r for r in todo if r not in reasons]
     dim = encoder.dim
     fused = np.zeros((len(encoded), dim), dtype=np.float32)
@@ -157,11 +189,20 @@ def _encode_texts(encoder: TextEncoder, texts: dict[int, str], batch_size: int) 
     return out
 
 
+@dataclass(frozen=True)
+class _Decoding:
+    """How images are decoded: batch size, worker processes, limits and the folder they must be in."""
+
+    batch_size: int
+    num_workers: int
+    limits: ImageLimits
+    root: Path | None
+
+
 def _encode_images(
     encoder: ImageEncoder,
     paths: dict[int, Path | None],
-    batch_size: int,
-    num_workers: int,
+    decoding: _Decoding,
     reasons: dict[int, str],
     bar: Any,
 ) -> dict[int, np.ndarray]:
@@ -169,19 +210,36 @@ def _encode_images(
     bar.update(len(paths) - len(rows))  # text-only items are done already
     if not rows:
         return {}
-    workers = num_workers if len(rows) > 2 * batch_size else 0  # a worker's start-up costs more than tiny jobs
-    loader = DataLoader(
+    batch_size = decoding.batch_size
+    workers = decoding.num_workers if len(rows) > 2 * batch_size else 0  # a worker's start-up costs more than tiny jobs
+    files = _ImageFiles(
         # The preprocessor alone (not the bound method) goes to the workers: under the
         # spawn start method a bound method would pickle the whole model.
-        _ImageFiles([paths[r] for r in rows], getattr(encoder, "preprocessor", encoder.preprocess), _input_side(encoder)),
+        [paths[r] for r in rows],
+        getattr(encoder, "preprocessor", encoder.preprocess),
+        _input_side(encoder),
+        decoding.limits,
+        decoding.root,
+    )
+    # Each image is bounded by limits.timeout_s, so a batch that takes much longer means a stuck worker.
+    timeout = batch_size * decoding.limits.timeout_s + WORKER_START_S if workers else 0
+    loader = DataLoader(
+        files,
         batch_size=batch_size,
         num_workers=workers,
         collate_fn=_collate,
         prefetch_factor=4 if workers else None,
         persistent_workers=False,
+        timeout=timeout,
     )
     out: dict[int, np.ndarray] = {}
-    for ok, tensor, failed, why in loader:
+    batches = iter(loader)
+    for number in range(len(loader)):
+        try:
+            ok, tensor, failed, why = next(batches)
+        except RuntimeError as exc:  # a worker timed out or died; which image is unknown, so name the batch
+            batch = [str(paths[r]) for r in rows[number * batch_size : (number + 1) * batch_size]]
+            raise ImageError(f"image decoding stopped in the batch of {', '.join(batch)}: {exc}") from exc
         for i, reason in zip(failed, why):
             reasons[rows[i]] = reason
         if tensor is not None:

@@ -8,7 +8,7 @@ to answer requests.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from core.errors import InvalidArgumentError
-from core.persistence import PERSONALISER_KIND, atomic_dir, read_manifest, write_manifest
+from core.persistence import PERSONALISER_KIND, DamagedModelError, atomic_dir, load_folder, write_manifest
 from index import VectorIndex
 from recommenders import Recommender, create_model, load_model
 from recommenders.splits import leave_last_out
@@ -95,10 +95,38 @@ class TrainedModel:
 
     @classmethod
     def load(cls, folder: str | Path) -> TrainedModel:
-        """Inverse of `save`."""
-        folder = Path(folder)
-        read_manifest(folder, PERSONALISER_KIND)
+        """Inverse of `save`: reads the current version, checked (see `core.persistence.load_folder`).
+
+        Raises:
+            DamagedModelError: a part is damaged or the parts disagree, naming it.
+        """
+        return load_folder(folder, PERSONALISER_KIND, cls._from_parts)
+
+    @classmethod
+    def _from_parts(cls, folder: Path, manifest: Mapping[str, Any]) -> TrainedModel:
         model = load_model(folder / "model")
-        users = np.load(folder / "users.npy", allow_pickle=False).tolist()
-        items = np.load(folder / "items.npy", allow_pickle=False).tolist()
-        return cls(model, users, items, pd.read_parquet(folder / "history.parquet"))
+        users = _vocabulary(folder / "users.npy", model.n_users)
+        items = _vocabulary(folder / "items.npy", model.n_items)
+        history = pd.read_parquet(folder / "history.parquet")
+        columns = {"user_id", "item_id", "timestamp"}
+        if not columns <= set(history.columns):
+            raise DamagedModelError(f"'{folder / 'history.parquet'}' needs columns {sorted(columns)}; it has {list(history.columns)}")
+        for column, vocabulary in (("user_id", users), ("item_id", items)):
+            unknown = set(history[column]) - set(vocabulary)
+            if unknown:
+                raise DamagedModelError(
+                    f"'{folder / 'history.parquet'}' names {column} {sorted(map(str, unknown))[0]!r}, "
+                    f"which the model's vocabulary does not hold"
+                )
+        return cls(model, users, items, history)
+
+
+def _vocabulary(path: Path, size: int) -> list[str]:
+    """A saved id vocabulary: unique strings, as many as the model has rows."""
+    ids = np.load(path, allow_pickle=False)
+    if ids.ndim != 1 or ids.dtype.kind != "U" or len(ids) != size:
+        raise DamagedModelError(f"'{path}' holds {ids.dtype} of shape {ids.shape}; expected {size:,} ids (text)")
+    vocabulary = ids.tolist()
+    if len(set(vocabulary)) != len(vocabulary):
+        raise DamagedModelError(f"'{path}' holds an id more than once")
+    return vocabulary

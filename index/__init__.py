@@ -1,7 +1,9 @@
 """Vector indexes: inner-product search over item vectors keyed by raw string ids.
 
 `FaissIndex` is the engine (exact Flat while small, HNSW with exact re-ranking when large);
-`NumpyIndex` is the brute-force reference it is tested against.
+`NumpyIndex` is the brute-force reference it is tested against. Any number of threads may
+search one index object; to change an index others read, `fork()` it (cheap: the vectors and
+the FAISS structure are shared), change the fork and publish it.
 
 Example:
     >>> import numpy as np

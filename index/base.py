@@ -60,6 +60,12 @@ class IdFilter:
 class VectorIndex(ABC):
     """Inner-product search over float32 vectors keyed by raw string ids.
 
+    Concurrency: an index object is either read concurrently or written by one thread.
+    Reads (`search`, `vectors`, `ids`, `len`, `in`) change nothing, so any number of
+    threads may run them on one object at once. To change an index that others read,
+    `fork` it, change the fork, and publish the fork (swap the reference the readers
+    take); readers of the old object keep seeing exactly what it held.
+
     Example:
         >>> from index import create_index
         >>> idx = create_index(2)
@@ -146,6 +152,23 @@ class VectorIndex(ABC):
         id_list = list(ids)
         self._check_known(id_list)
         return self._vectors(id_list)
+
+    @abstractmethod
+    def fork(self) -> VectorIndex:
+        """A new index with the same contents, sharing what neither side will change.
+
+        Writes to the fork (add, remove, and any rebuild, compaction or change of structure
+        they trigger) never change what this object returns from any method, and writes to
+        this object never change the fork, even while other threads search either one.
+        Forking copies only small mutable parts (FAISS: the id map of the items added since
+        the structure was built; the alive flags at the first removal), never the stored
+        vectors or the FAISS structure.
+
+        Example:
+            >>> nxt = idx.fork()  # doctest: +SKIP
+            >>> nxt.add(["c"], vector)  # doctest: +SKIP
+            >>> published = nxt  # readers switch to the new version in one assignment  # doctest: +SKIP
+        """
 
     @property
     @abstractmethod

@@ -32,6 +32,11 @@ class IndexConfig:
             graph and scores the allowed rows exactly.
         rebuild_fraction: removed items stay as tombstones until they exceed this fraction of
             the stored rows; the structure is then compacted and rebuilt.
+        tail_rows: items added since the structure was last built are scored exactly (a
+            "tail" beside it) until more than this many, then folded into a new structure (a
+            clone extended with them; the old one is never changed, so forks share it). Higher
+            makes writes cheaper on average and every search slower: each query scans the tail
+            (a full tail of 1,024 rows adds ~0.35 ms to a query at dim 1664, ~0.04 ms at dim 64).
         train_rows: rows sampled to train the scalar quantiser.
         seed: seed of the training sample.
 
@@ -49,6 +54,7 @@ class IndexConfig:
     rerank_factor: int = 10
     exact_filter_rows: int = 4096
     rebuild_fraction: float = 0.25
+    tail_rows: int = 1024
     train_rows: int = 20_000
     seed: int = 0
 
@@ -63,7 +69,7 @@ class IndexConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise InvalidArgumentError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("hnsw_threshold", "exact_filter_rows", "seed"):
+        for name in ("hnsw_threshold", "exact_filter_rows", "tail_rows", "seed"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise InvalidArgumentError(f"{name} must be a non-negative integer, got {value!r}")

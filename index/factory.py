@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from core.errors import FormatVersionError
-from core.persistence import INDEX_KIND, read_manifest
+from core.persistence import INDEX_KIND, load_folder
 from core.registry import resolve
 
 from .base import VectorIndex, check_dim
@@ -46,17 +47,19 @@ def load_index(directory: str | os.PathLike[str]) -> VectorIndex:
     """Load an index saved by `VectorIndex.save`, checking its format version.
 
     Raises:
-        FileNotFoundError: no manifest in `directory`.
+        FileNotFoundError: no index at `directory` (`core.persistence.ModelNotFoundError`).
         FormatVersionError: another format version, not a vector index, or an unknown backend.
 
     Example:
         >>> index = load_index("models/shop/index")  # doctest: +SKIP
     """
-    folder = Path(directory)
-    manifest = read_manifest(folder, INDEX_KIND)
-    backend = manifest.get("backend")
-    if backend not in BACKENDS:
-        raise FormatVersionError(
-            f"'{folder}' holds an index of backend {backend!r}; known backends: {', '.join(BACKENDS)}"
-        )
-    return resolve(BACKENDS, backend, "index backend").from_parts(folder, manifest)
+
+    def build(folder: Path, manifest: dict[str, Any]) -> VectorIndex:
+        backend = manifest.get("backend")
+        if backend not in BACKENDS:
+            raise FormatVersionError(
+                f"'{directory}' holds an index of backend {backend!r}; known backends: {', '.join(BACKENDS)}"
+            )
+        return resolve(BACKENDS, backend, "index backend").from_parts(folder, manifest)
+
+    return load_folder(directory, INDEX_KIND, build)

@@ -1,14 +1,18 @@
 """FAISS-backed vector index: exact Flat while small, HNSW with exact re-ranking once large.
 
 Design:
-- Raw string ids map to int64 FAISS labels through a `RowStore`: label = row of the store,
-  which also keeps the float32 vectors (for `vectors()`, rebuilds, re-ranking and the exact
-  fallback).
+- Raw string ids map to int64 rows through a `RowStore`, which also keeps the float32
+  vectors (for `vectors()`, rebuilds, re-ranking and exact scoring). Row = FAISS label.
+- Copy on write: a built FAISS structure is never changed. Items added since it was built
+  form the store's *tail*, scored exactly with NumPy and merged with the structure's
+  results; once the tail passes `config.tail_rows`, a clone of the structure extended with
+  it replaces the structure (`structures.extend`). So `fork()` shares the structure and
+  every big array, and a fork's writes never reach what other holders read.
 - Removal: HNSW cannot remove nodes, so a removed item becomes a tombstone: its row stays in
   the graph (still useful for navigation) and every search excludes it through the FAISS ID
   selector. Once tombstones exceed `config.rebuild_fraction` of the rows, the store is
-  compacted and the structure rebuilt. Flat uses the same mechanism, so both behave alike.
-- Auto switching: kind "auto" starts Flat and rebuilds as HNSW in the `add` that takes the
+  compacted and a new structure built. Flat uses the same mechanism, so both behave alike.
+- Auto switching: kind "auto" starts Flat and builds HNSW in the `add` that takes the
   index past `config.hnsw_threshold` items. While HNSW holds fewer rows than
   `config.train_rows`, it is retrained and rebuilt whenever the rows double, so the scalar
   quantiser never stays fitted to a handful of first vectors.
@@ -23,6 +27,7 @@ Design:
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -49,7 +54,8 @@ _RERANK_CHUNK = 64  # queries re-ranked together: bounds the gathered (chunk, C,
 class FaissIndex(VectorIndex):
     """Inner-product index on FAISS (Flat or HNSW + exact re-ranking), keyed by raw ids.
 
-    Not safe for concurrent writers; concurrent searches are fine.
+    Reads (search, vectors, ids, len, in) are safe from any number of threads; writes are
+    not. To change an index that others read, `fork` it, change the fork, publish the fork.
 
     Example:
         >>> idx = FaissIndex(2, IndexConfig(kind="flat"))
@@ -66,13 +72,18 @@ class FaissIndex(VectorIndex):
         self.config = config
         self._store = RowStore(dim)
         self._structure = structures.HNSW if config.kind == "hnsw" else structures.FLAT
-        self._faiss: faiss.Index | None = None
+        self._faiss: faiss.Index | None = None  # over the store's sealed rows; never changed
         self._trained_rows = 0
 
     @property
     def structure(self) -> str:
         """The FAISS structure in use now: "flat" or "hnsw"."""
         return self._structure
+
+    @property
+    def tail_size(self) -> int:
+        """Rows added since the structure was built, scored exactly (dead ones included)."""
+        return self._store.n_rows - self._store.n_sealed
 
     @property
     def ids(self) -> list[str]:
@@ -85,13 +96,24 @@ class FaissIndex(VectorIndex):
     def __contains__(self, id: object) -> bool:
         return id in self._store
 
+    def fork(self) -> FaissIndex:
+        """A copy sharing the FAISS structure and the vectors; see `VectorIndex.fork`.
+
+        Example:
+            >>> nxt = idx.fork(); nxt.add(["c"], vector)  # doctest: +SKIP
+        """
+        other = copy.copy(self)
+        other._store = self._store.fork()
+        return other
+
     def _add(self, ids: list[str], vectors: np.ndarray) -> None:
         self._store.append(ids, vectors)
         if self._needs_rebuild():
             self._rebuild()
-        else:
+        elif self.tail_size > self.config.tail_rows:
             assert self._faiss is not None
-            self._faiss.add(vectors)
+            self._faiss = structures.extend(self._faiss, self._store.tail_matrix)
+            self._store.seal()
 
     def _remove(self, ids: list[str]) -> None:
         self._store.kill(ids)
@@ -99,11 +121,11 @@ class FaissIndex(VectorIndex):
             self._rebuild()
 
     def _vectors(self, ids: list[str]) -> np.ndarray:
-        rows = [self._store.row_of(item) for item in ids]
-        return self._store.matrix[rows].reshape(len(ids), self.dim).copy()
+        rows = np.array([self._store.row_of(item) for item in ids], np.int64)
+        return self._store.vectors_at(rows).reshape(len(ids), self.dim)
 
     def _needs_rebuild(self) -> bool:
-        """Whether the structure must be (re)built after rows were appended."""
+        """Whether a new structure must be built from scratch after rows were appended."""
         if self._faiss is None:
             return True
         if self._structure == structures.FLAT:
@@ -115,56 +137,68 @@ class FaissIndex(VectorIndex):
         )
 
     def _rebuild(self) -> None:
-        """Compact tombstones, pick the structure for the current size, build it."""
-        self._store.compact()
+        """Compact tombstones, pick the structure for the current size, build a new one.
+
+        Built aside and swapped in at the end, so a failure (out of memory) leaves this
+        index as it was before the rebuild.
+        """
+        store = self._store.fork()
+        store.compact()
+        structure = self._structure
         if self.config.kind == "auto":
-            big = self._store.n_alive > self.config.hnsw_threshold
-            self._structure = structures.HNSW if big else structures.FLAT
-        if self._store.n_rows == 0:
-            self._faiss, self._trained_rows = None, 0
-            return
-        self._faiss = structures.build(self._structure, self._store.matrix, self.config)
-        self._trained_rows = self._store.n_rows
+            structure = structures.HNSW if store.n_alive > self.config.hnsw_threshold else structures.FLAT
+        built = structures.build(structure, store.sealed_matrix, self.config) if store.n_rows else None
+        self._store, self._structure, self._faiss, self._trained_rows = store, structure, built, store.n_rows
 
     def _search(
         self, queries: np.ndarray, k: int, filter: IdFilter, rerank_factor: int | None
     ) -> tuple[np.ndarray, np.ndarray]:
         allowed = resolve(self._store, filter)
         k = min(k, allowed.count)
-        if k == 0 or self._faiss is None:
+        if k == 0:
             empty = (len(queries), 0)
             return np.empty(empty, np.float32), np.empty(empty, object)
         with _threads_for(len(queries)):
-            if self._structure == structures.FLAT:
-                params = structures.search_params(structures.FLAT, allowed.selector(), k)
-                scores, labels = self._faiss.search(queries, k, params=params)
+            if self._structure == structures.HNSW and self._hnsw_too_wide(k, allowed, rerank_factor):
+                scores, labels = self._exact(queries, k, allowed.rows())
             else:
-                scores, labels = self._search_hnsw(queries, k, allowed, rerank_factor or self.config.rerank_factor)
-        row_ids = self._store.row_ids
-        ids = np.array([row_ids[label] for label in labels.ravel()], dtype=object).reshape(labels.shape)
-        return scores.astype(np.float32, copy=False), ids
+                tail = allowed.in_range(self._store.n_sealed)
+                n_tail = int(np.count_nonzero(tail))
+                scores, labels = self._search_sealed(queries, k, allowed, allowed.count - n_tail, rerank_factor)
+                if n_tail:
+                    scores, labels = _merge(scores, labels, *self._scan_tail(queries, k, tail), k)
+        return scores.astype(np.float32, copy=False), self._store.ids_at(labels)
 
-    def _search_hnsw(
-        self, queries: np.ndarray, k: int, allowed: Allowed, rerank_factor: int
+    def _hnsw_too_wide(self, k: int, allowed: Allowed, rerank_factor: int | None) -> bool:
+        """Whether the filter is so restrictive that scoring the allowed rows beats the graph."""
+        n_candidates = min(allowed.count, k * (rerank_factor or self.config.rerank_factor))
+        beam = structures.hnsw_beam(n_candidates, allowed.count / self._store.n_rows, self.config)
+        return allowed.count <= self.config.exact_filter_rows or beam >= allowed.count
+
+    def _search_sealed(
+        self, queries: np.ndarray, k: int, allowed: Allowed, n_allowed: int, rerank_factor: int | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """HNSW candidates re-ranked exactly, or an exact scan for restrictive filters."""
-        n_candidates = min(allowed.count, k * rerank_factor)
-        selectivity = allowed.count / self._store.n_rows
-        beam = structures.hnsw_beam(n_candidates, selectivity, self.config)
-        if allowed.count <= self.config.exact_filter_rows or beam >= allowed.count:
-            return self._exact(queries, k, allowed.rows())
+        """Top k of the `n_allowed` allowed sealed rows through the structure; -1 pads short rows."""
+        if n_allowed == 0:
+            return np.full((len(queries), 0), -np.inf, np.float32), np.full((len(queries), 0), -1, np.int64)
         assert self._faiss is not None
+        if self._structure == structures.FLAT:
+            params = structures.search_params(structures.FLAT, allowed.selector(), k)
+            return self._faiss.search(queries, k, params=params)
+        k = min(k, n_allowed)
+        n_candidates = min(n_allowed, k * (rerank_factor or self.config.rerank_factor))
+        beam = structures.hnsw_beam(n_candidates, n_allowed / self._store.n_sealed, self.config)
         params = structures.search_params(structures.HNSW, allowed.selector(), beam)
         _, candidates = self._faiss.search(queries, n_candidates, params=params)
         scores, labels = self._rerank(queries, candidates, k)
         short = np.flatnonzero((labels < 0).any(axis=1))
         if short.size:
-            scores[short], labels[short] = self._exact(queries[short], k, allowed.rows())
+            scores[short], labels[short] = self._exact(queries[short], k, allowed.rows(0, self._store.n_sealed))
         return scores, labels
 
     def _rerank(self, queries: np.ndarray, candidates: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Exact scores of candidate rows (-1 = none); the best k per query, -1 where short."""
-        matrix = self._store.matrix
+        matrix = self._store.sealed_matrix
         scores = np.empty((len(queries), k), np.float32)
         labels = np.empty((len(queries), k), np.int64)
         for start in range(0, len(queries), _RERANK_CHUNK):
@@ -178,16 +212,27 @@ class FaissIndex(VectorIndex):
             scores[chunk], labels[chunk] = best, picked
         return scores, labels
 
+    def _scan_tail(self, queries: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-k over the tail rows where `allowed`; -1 pads short rows. No gather: one product."""
+        scores = queries @ self._store.tail_matrix.T
+        if not allowed.all():
+            scores[:, ~allowed] = -np.inf
+        cols, best = top_k(scores, k)
+        labels = cols + self._store.n_sealed
+        labels[~np.isfinite(best)] = -1
+        return best, labels
+
     def _exact(self, queries: np.ndarray, k: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Exact top-k over the given rows only."""
-        cols, best = top_k(queries @ self._store.matrix[rows].T, k)
+        cols, best = top_k(queries @ self._store.vectors_at(rows).T, k)
         return best, rows[cols]
 
     def save(self, directory: str | os.PathLike[str]) -> None:
         """Write manifest.json, ids.npy, vectors.npy, alive.npy and index.faiss atomically.
 
-        Tombstoned rows are saved as they are (alive.npy marks them), so the FAISS file
-        matches the rows without a rebuild.
+        Rows are saved as they are: tombstones (alive.npy marks them) and the tail (rows
+        past the manifest's "sealed_rows", which index.faiss does not hold), so loading
+        gives the same structure and the same search results without a rebuild.
 
         Example:
             >>> idx.save("models/shop/index")  # doctest: +SKIP
@@ -195,15 +240,19 @@ class FaissIndex(VectorIndex):
         store = self._store
         parts = ["ids.npy", "vectors.npy", "alive.npy"]
         with atomic_dir(directory) as tmp:
-            np.save(tmp / "ids.npy", np.array(store.row_ids, dtype=np.str_).reshape(-1))
-            np.save(tmp / "vectors.npy", store.matrix)
+            np.save(tmp / "ids.npy", store.ids_at(np.arange(store.n_rows)).astype(np.str_).reshape(-1))
+            vectors = np.lib.format.open_memmap(tmp / "vectors.npy", "w+", np.float32, (store.n_rows, self.dim))
+            vectors[: store.n_sealed], vectors[store.n_sealed :] = store.sealed_matrix, store.tail_matrix
+            vectors.flush()
+            del vectors
             np.save(tmp / "alive.npy", store.alive)
             if self._faiss is not None:
                 faiss.write_index(self._faiss, str(tmp / "index.faiss"))
                 parts.append("index.faiss")
             write_manifest(
                 tmp, INDEX_KIND, backend="faiss", dim=self.dim, config=asdict(self.config),
-                structure=self._structure, trained_rows=self._trained_rows, parts=parts,
+                structure=self._structure, trained_rows=self._trained_rows, sealed_rows=store.n_sealed,
+                parts=parts,
             )
 
     @classmethod
@@ -225,15 +274,18 @@ class FaissIndex(VectorIndex):
                 f"'{folder}' is inconsistent: {len(ids)} ids, vectors of shape {vectors.shape}, "
                 f"{len(alive)} alive flags for dim {index.dim}"
             )
-        index._store.restore([str(i) for i in ids.tolist()], vectors, alive)
-        index._structure = manifest["structure"]
-        index._trained_rows = int(manifest["trained_rows"])
         if "index.faiss" in manifest["parts"]:
             index._faiss = faiss.read_index(str(folder / "index.faiss"))
-            if index._faiss.ntotal != len(ids):
-                raise FormatVersionError(
-                    f"'{folder}' is inconsistent: index.faiss holds {index._faiss.ntotal} rows, ids.npy {len(ids)}"
-                )
+        in_faiss = 0 if index._faiss is None else index._faiss.ntotal
+        sealed = int(manifest.get("sealed_rows", len(ids)))  # saves made before the tail sealed every row
+        if in_faiss != sealed or sealed > len(ids):
+            raise FormatVersionError(
+                f"'{folder}' is inconsistent: index.faiss holds {in_faiss} rows, the manifest says "
+                f"{sealed} of the {len(ids)} rows in ids.npy"
+            )
+        index._store.restore(np.array(ids.tolist(), dtype=object), vectors, alive, sealed)
+        index._structure = manifest["structure"]
+        index._trained_rows = int(manifest["trained_rows"])
         return index
 
 
@@ -251,3 +303,12 @@ def _threads_for(n_queries: int) -> Iterator[None]:
         yield
     finally:
         faiss.omp_set_num_threads(previous)
+
+
+def _merge(
+    scores: np.ndarray, labels: np.ndarray, more_scores: np.ndarray, more_labels: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The best k of two result lists per query; label -1 marks an empty slot."""
+    labels = np.concatenate([labels, more_labels], axis=1)
+    cols, best = top_k(np.where(labels < 0, -np.inf, np.concatenate([scores, more_scores], axis=1)), k)
+    return best, np.take_along_axis(labels, cols, axis=1)

@@ -2,10 +2,10 @@
 
 The selector runs inside FAISS, so filtered-out rows never enter a result list:
 - nothing to hide: no selector at all;
-- only a few excluded ids and no tombstones: `IDSelectorNot(IDSelectorBatch(excluded rows))`,
-  which costs O(excluded) to build;
-- otherwise (an include set, or tombstones): an `IDSelectorBitmap` over every row, built
-  with one vectorised O(rows / 8) pass.
+- excluded ids: `IDSelectorNot(IDSelectorBatch(excluded rows))`, O(excluded) to build;
+- tombstones: the store's packed alive bitmap (built once per version of the store, then
+  shared by every search), combined with the excluded ids by `IDSelectorAnd`;
+- an include set: an `IDSelectorBitmap` over every row, built with one vectorised pass.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ class Allowed:
 
     Attributes:
         count: number of allowed (alive, filter-passing) rows.
-        mask: boolean (n_rows,) of allowed rows, or None when it is cheaper to describe the
-            allowed rows as "alive minus `blocked`".
+        mask: boolean (n_rows,) of allowed rows (an include filter), or None: the allowed
+            rows are "alive minus `blocked`".
         blocked: alive rows the filter excludes (used when `mask` is None).
         store: the row store the rows index into.
     """
@@ -36,21 +36,29 @@ class Allowed:
     blocked: np.ndarray
     store: RowStore
 
-    def rows(self) -> np.ndarray:
-        """Allowed rows, ascending, as int64."""
+    def rows(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Allowed rows in [start, stop), ascending, as int64."""
+        return np.flatnonzero(self.in_range(start, stop)) + start
+
+    def in_range(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Boolean (stop - start,): which rows of [start, stop) are allowed."""
+        stop = self.store.n_rows if stop is None else stop
         if self.mask is not None:
-            return np.flatnonzero(self.mask)
-        mask = self.store.alive.copy()
-        mask[self.blocked] = False
-        return np.flatnonzero(mask)
+            return self.mask[start:stop]
+        mask = self.store.alive[start:stop].copy()
+        blocked = self.blocked[(self.blocked >= start) & (self.blocked < stop)]
+        mask[blocked - start] = False
+        return mask
 
     def selector(self) -> faiss.IDSelector | None:
         """A FAISS selector admitting exactly the allowed rows; None when all rows are allowed."""
         if self.mask is not None:
             return faiss.IDSelectorBitmap(np.packbits(self.mask, bitorder="little"))
-        if self.blocked.size == 0:
-            return None
-        return faiss.IDSelectorNot(faiss.IDSelectorBatch(self.blocked))
+        alive = faiss.IDSelectorBitmap(self.store.packed_alive()) if self.store.n_dead else None
+        hide = faiss.IDSelectorNot(faiss.IDSelectorBatch(self.blocked)) if self.blocked.size else None
+        if alive is not None and hide is not None:
+            return faiss.IDSelectorAnd(alive, hide)
+        return alive if hide is None else hide
 
 
 def resolve(store: RowStore, filter: IdFilter) -> Allowed:
@@ -63,12 +71,8 @@ def resolve(store: RowStore, filter: IdFilter) -> Allowed:
     """
     blocked = np.unique(store.rows_of(filter.exclude)) if filter.exclude else np.empty(0, np.int64)
     if filter.include is None:
-        count = store.n_alive - blocked.size
-        if store.n_dead == 0:
-            return Allowed(count, None, blocked, store)
-        mask = store.alive.copy()
-    else:
-        mask = np.zeros(store.n_rows, bool)
-        mask[store.rows_of(filter.include)] = True
+        return Allowed(store.n_alive - blocked.size, None, blocked, store)
+    mask = np.zeros(store.n_rows, bool)
+    mask[store.rows_of(filter.include)] = True
     mask[blocked] = False
-    return Allowed(int(mask.sum()), mask, blocked, store)
+    return Allowed(int(np.count_nonzero(mask)), mask, blocked, store)

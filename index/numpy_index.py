@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Mapping
 from dataclasses import asdict
@@ -21,6 +22,7 @@ class NumpyIndex(VectorIndex):
     """Exact inner-product search by one matrix product over every stored vector.
 
     Removal deletes rows at once (O(n * dim)): fine for a reference, slow for big catalogs.
+    Writes replace the matrix instead of changing it, so a fork may share it.
 
     Example:
         >>> idx = NumpyIndex(2)
@@ -35,6 +37,17 @@ class NumpyIndex(VectorIndex):
         self._ids: list[str] = []
         self._rows: dict[str, int] = {}
         self._matrix = np.empty((0, dim), np.float32)
+
+    def fork(self) -> NumpyIndex:
+        """An independent copy (the matrix is shared: writes replace it, never change it).
+
+        Example:
+            >>> NumpyIndex(2).fork().dim
+            2
+        """
+        other = copy.copy(self)
+        other._ids, other._rows = list(self._ids), dict(self._rows)
+        return other
 
     @property
     def ids(self) -> list[str]:

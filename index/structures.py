@@ -1,6 +1,7 @@
 """The FAISS structures a `FaissIndex` can sit on: exact Flat and approximate HNSW.
 
-Both are built over rows 0..n-1 of a `RowStore`, so a FAISS label is a store row.
+Both are built over the sealed rows 0..n-1 of a `RowStore`, so a FAISS label is a store row.
+A built structure is never changed: `extend` returns a new one.
 """
 
 from __future__ import annotations
@@ -39,6 +40,22 @@ def build(structure: str, matrix: np.ndarray, config: IndexConfig) -> faiss.Inde
     if len(matrix):
         index.add(matrix)
     return index
+
+
+def extend(index: faiss.Index, matrix: np.ndarray) -> faiss.Index:
+    """A copy of `index` with the rows of `matrix` added after its own; `index` is untouched.
+
+    Adding to a built structure in place is unsafe while others search it (Flat may move
+    its codes, HNSW rewrites neighbour lists), so the rows go into a clone. Cloning copies
+    the codes and the graph, O(n); rebuilding HNSW from scratch would re-insert every row.
+
+    Example:
+        >>> extend(build(FLAT, np.eye(3, dtype=np.float32), IndexConfig()), np.eye(3, dtype=np.float32)).ntotal
+        6
+    """
+    copy = faiss.clone_index(index)
+    copy.add(np.ascontiguousarray(matrix, np.float32))
+    return copy
 
 
 def training_sample(matrix: np.ndarray, config: IndexConfig) -> np.ndarray:

@@ -27,7 +27,7 @@ import scipy.sparse as sp
 from safetensors.numpy import load_file, save_file
 
 from core.errors import InteractionsError, InvalidArgumentError, NotFittedError
-from core.persistence import MODEL_KIND, atomic_dir, write_manifest
+from core.persistence import MODEL_KIND, DamagedModelError, atomic_dir, model_folder, write_manifest
 from core.ranking import top_k
 
 from .config import ModelConfig
@@ -322,12 +322,22 @@ class Recommender(ABC):
         """
         if manifest.get("model") != getattr(cls, "name", None):
             raise InvalidArgumentError(f"'{directory}' holds a {manifest.get('model')!r} model, not a {cls.__name__}")
-        model = cls(cls.config_class(**manifest["config"]))
-        model.n_users, model.n_items = manifest["n_users"], manifest["n_items"]
-        arrays = load_file(str(Path(directory) / WEIGHTS))
-        data = np.ones(len(arrays["train.indices"]), dtype=np.float32)
-        model.train_matrix = sp.csr_matrix(
-            (data, arrays["train.indices"], arrays["train.indptr"]), shape=(model.n_users, model.n_items)
-        )
+        folder = model_folder(directory)  # the current version when given the model folder itself
+        try:
+            model = cls(cls.config_class(**manifest["config"]))
+            model.n_users, model.n_items = int(manifest["n_users"]), int(manifest["n_items"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DamagedModelError(f"'{folder}/manifest.json' does not describe a {cls.__name__}: {exc!r}") from None
+        arrays = load_file(str(folder / WEIGHTS))
+        indptr, indices = arrays.get("train.indptr"), arrays.get("train.indices")
+        if (
+            indptr is None or indices is None or indptr.shape != (model.n_users + 1,)
+            or indptr[-1] != len(indices) or (len(indices) and not 0 <= indices.min() <= indices.max() < model.n_items)
+        ):
+            raise DamagedModelError(
+                f"'{folder / WEIGHTS}' holds no training matrix of {model.n_users:,} users x {model.n_items:,} items"
+            )
+        data = np.ones(len(indices), dtype=np.float32)
+        model.train_matrix = sp.csr_matrix((data, indices, indptr), shape=(model.n_users, model.n_items))
         model._load_state({k[len("model.") :]: v for k, v in arrays.items() if k.startswith("model.")})
         return model

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from core.persistence import MODEL_KIND, read_manifest
+from core.persistence import MODEL_KIND, load_folder
 from core.registry import resolve
 
 from .base import Recommender
@@ -73,5 +73,6 @@ def load_model(directory: str | Path) -> Recommender:
         >>> load_model("models/shop/model").name   # doctest: +SKIP
         'neumf'
     """
-    manifest = read_manifest(directory, MODEL_KIND)
-    return model_class(manifest["model"]).from_parts(directory, manifest)
+    return load_folder(
+        directory, MODEL_KIND, lambda folder, manifest: model_class(manifest["model"]).from_parts(folder, manifest)
+    )

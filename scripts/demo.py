@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 import pandas as pd
 from PIL import Image, ImageOps
 
+from core.errors import EngineError
+from encoders.imageio import load_image
 from engine import Interactions
 from engine.display import format_matches, quiet_model_loading
 from engine.indexing import index_catalog
@@ -35,7 +38,14 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     quiet_model_loading()
+    try:
+        return _run(args)
+    except (EngineError, OSError) as exc:  # OSError: a file cannot be read or the model written
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
+
+def _run(args: argparse.Namespace) -> int:
     print("== 1. indexing", args.catalog)
     engine, report = index_catalog(args.catalog, args.out)
     print(report.summary())
@@ -50,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     photo = engine.catalog.image_path(engine.catalog.row(engine.catalog.ids[0]))
     if photo is not None:
         # A customer's photo: the product image mirrored and on a grey background.
-        img = ImageOps.mirror(Image.open(photo).convert("RGBA"))
+        img = ImageOps.mirror(load_image(photo, root=engine.catalog.image_root).convert("RGBA"))
         customer = Image.new("RGBA", img.size, (200, 200, 200, 255))
         customer.alpha_composite(img)
         print(f"\nimage query (a mirrored photo of {engine.catalog.ids[0]}):")

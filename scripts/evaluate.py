@@ -28,6 +28,7 @@ import numpy as np
 if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from core.errors import EngineError
 from engine.interactions import Interactions
 from evaluation.comparison import PROTOCOLS, SPLITS, Comparison, ComparisonConfig, compare_models
 from evaluation.datasets import load_movielens_100k
@@ -85,6 +86,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    try:
+        return _run(args, argv)
+    except (EngineError, OSError) as exc:  # OSError: the data set or --out cannot be read or written
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
     started = time.perf_counter()
     ml = load_movielens_100k()
     interactions = Interactions(ml.ratings.rename(columns={"rating": "weight"}))

@@ -158,8 +158,8 @@ def main(argv: list[str] | None = None) -> int:
             rows += run_catalog(args, encoders, report)
         if "fashion-mnist" in args.datasets:
             rows += run_fashion_mnist(args, encoders, report)
-    except EngineError as exc:
-        log.error("error: %s", exc)
+    except (EngineError, OSError) as exc:  # OSError: a data set or cache file cannot be read
+        log.error("error: %s", exc)  # logging prints "error: ..." on stderr (format "%(message)s")
         return 2
     report["seconds"] = round(time.perf_counter() - start, 1)
     report["results"] = [r.__dict__ for r in rows]

@@ -50,28 +50,28 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     quiet_model_loading()
-    config = EngineConfig(
-        encoders=EncoderConfig(
-            image=None if args.image_encoder == "none" else args.image_encoder,
-            text=None if args.text_encoder == "none" else args.text_encoder,
-            image_weights=args.image_weights,
-            device=args.device,
-            batch_size=args.batch_size,
-            num_workers=args.num_workers,
-        ),
-        fusion=FusionConfig(image_weight=args.image_weight, text_weight=args.text_weight),
-        index=IndexConfig(kind=args.index),
-    )
-    columns = CatalogColumns(
-        id=args.id_column,
-        title=args.title_column,
-        description=args.description_column,
-        category=args.category_column,
-        image=args.image_column,
-    )
     try:
+        config = EngineConfig(
+            encoders=EncoderConfig(
+                image=None if args.image_encoder == "none" else args.image_encoder,
+                text=None if args.text_encoder == "none" else args.text_encoder,
+                image_weights=args.image_weights,
+                device=args.device,
+                batch_size=args.batch_size,
+                num_workers=args.num_workers,
+            ),
+            fusion=FusionConfig(image_weight=args.image_weight, text_weight=args.text_weight),
+            index=IndexConfig(kind=args.index),
+        )
+        columns = CatalogColumns(
+            id=args.id_column,
+            title=args.title_column,
+            description=args.description_column,
+            category=args.category_column,
+            image=args.image_column,
+        )
         _, report = index_catalog(args.catalog, args.out, config, columns, show_progress=not args.quiet)
-    except EngineError as exc:
+    except (EngineError, OSError) as exc:  # OSError: the output folder cannot be written
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(report.summary())

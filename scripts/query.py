@@ -29,9 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-k", type=int, default=10, help="number of results")
     p.add_argument("--category", action="append", help="only this category (repeatable)")
     args = p.parse_args(argv)
-    filt = ItemFilter(categories=args.category) if args.category else None
     quiet_model_loading()
     try:
+        filt = ItemFilter(categories=args.category) if args.category else None
         engine = Engine.load(args.model)
         if args.similar:
             matches = engine.similar(args.similar, k=args.k, filter=filt)
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
             matches = engine.recommend(args.user, k=args.k, filter=filt)
         else:
             matches = engine.recommend(history=args.history.split(","), k=args.k, filter=filt)
-    except EngineError as exc:
+    except (EngineError, OSError) as exc:  # OSError: the model folder cannot be read
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(format_matches(matches))

@@ -6,8 +6,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
+from core.errors import EngineError
 from engine.catalog import Catalog
 from evaluation.simulation import SimulationConfig, simulate_interactions
 
@@ -20,10 +22,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--users", type=int, default=d.n_users)
     p.add_argument("--seed", type=int, default=d.seed)
     args = p.parse_args(argv)
-    events, tastes = simulate_interactions(Catalog.from_file(args.catalog), SimulationConfig(n_users=args.users, seed=args.seed))
     out = Path(args.out)
-    events.to_csv(out, index=False)
-    tastes.to_csv(out.with_name(out.stem + "_tastes.csv"), index=False)
+    try:
+        config = SimulationConfig(n_users=args.users, seed=args.seed)
+        events, tastes = simulate_interactions(Catalog.from_file(args.catalog), config)
+        events.to_csv(out, index=False)
+        tastes.to_csv(out.with_name(out.stem + "_tastes.csv"), index=False)
+    except (EngineError, OSError) as exc:  # OSError: the output cannot be written
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"wrote {len(events):,} simulated events of {events.user_id.nunique()} users to {out}")
     return 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 import pickle
 from pathlib import Path
@@ -157,6 +158,52 @@ def test_load_image_decodes_large_jpegs_small(tmp_path: Path) -> None:
     png = tmp_path / "photo.png"
     Image.new("RGB", (800, 600)).save(png)
     assert load_image(png, min_side=100).size == (800, 600)  # only JPEGs have a cheap reduced decode
+
+
+def test_load_image_accepts_bytes_and_pixel_arrays(tmp_path: Path) -> None:
+    path = tmp_path / "red.png"
+    Image.new("RGB", (6, 4), (200, 10, 10)).save(path)
+    from_bytes = load_image(path.read_bytes())
+    assert (from_bytes.size, from_bytes.getpixel((0, 0))) == ((6, 4), (200, 10, 10))
+    assert load_image(memoryview(path.read_bytes())).size == (6, 4)
+    rgb = np.zeros((4, 6, 3), np.uint8)
+    rgb[..., 0] = 200
+    assert load_image(rgb).getpixel((0, 0)) == (200, 0, 0)
+    assert load_image(rgb.astype(np.float64) / 255.0).getpixel((0, 0)) == (200, 0, 0)
+    assert load_image(np.full((4, 6), 7, np.uint8)).getpixel((0, 0)) == (7, 7, 7)
+    assert load_image(np.zeros((4, 6, 4), np.uint8)).getpixel((0, 0)) == (255, 255, 255)  # transparent -> white
+
+
+def test_load_image_limits(tmp_path: Path) -> None:
+    from encoders.config import ImageLimits
+
+    path = tmp_path / "big.png"
+    Image.new("RGB", (300, 200)).save(path)
+    with pytest.raises(ImageError, match=r"big\.png' is 300x200 = 60,000 pixels, above the limit of 50,000"):
+        load_image(path, limits=ImageLimits(max_pixels=50_000))
+    with pytest.raises(ImageError, match=r"big\.png' is \d+ bytes, above the limit of 100 \(ImageLimits\.max_bytes\)"):
+        load_image(path, limits=ImageLimits(max_bytes=100))
+    with pytest.raises(ImageError, match=r"image bytes are \d+ long, above the limit of 100"):
+        load_image(path.read_bytes(), limits=ImageLimits(max_bytes=100))
+    with pytest.raises(ImageError, match=r"PIL image is 0x0 pixels; expected at least 2x2"):
+        load_image(Image.new("RGB", (0, 0)))
+    inside = tmp_path / "shop"
+    inside.mkdir()
+    with pytest.raises(ImageError, match=r"resolves to '.*big\.png', outside the folder '.*shop'"):
+        load_image(inside / ".." / "big.png", root=inside)
+    assert load_image(path, root=tmp_path).size == (300, 200)
+
+
+def test_image_encoder_takes_bytes_and_arrays(lite0: EfficientNetLite0Encoder) -> None:
+    picture = _drawing("circle")
+    buffer = io.BytesIO()
+    picture.save(buffer, "PNG")
+    pixels = np.asarray(picture)
+    np.testing.assert_allclose(lite0.encode([buffer.getvalue(), pixels]), lite0.encode([picture, picture]), atol=1e-6)
+    with pytest.raises(InvalidArgumentError, match=r"got a single array of shape \(80, 96, 3\); wrap it in a list"):
+        lite0.encode(pixels)
+    with pytest.raises(InvalidArgumentError, match=r"image item 0 has type dict; expected a file path"):
+        lite0.encode([{"url": "x"}])
 
 
 def test_every_registered_encoder_resolves() -> None:

@@ -11,6 +11,7 @@ from conftest import fake_config, write_image
 from PIL import Image
 
 from core.errors import CatalogError, FormatVersionError, ImageError, InvalidArgumentError, UnknownItemError
+from core.persistence import model_folder
 from engine import Catalog, CatalogColumns, Engine, Match
 from engine.filters import ItemFilter
 
@@ -97,7 +98,7 @@ def test_save_is_atomic_a_failed_save_keeps_the_previous_model(engine: Engine, t
 
 def test_load_checks_format_version(engine: Engine, tmp_path: Path) -> None:
     engine.save(tmp_path / "model")
-    manifest = tmp_path / "model" / "manifest.json"
+    manifest = model_folder(tmp_path / "model") / "manifest.json"  # the published version's
     data = json.loads(manifest.read_text())
     data["format_version"] = 999
     manifest.write_text(json.dumps(data))

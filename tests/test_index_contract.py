@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from core.errors import FormatVersionError, InvalidArgumentError, UnknownItemError
+from core.persistence import model_folder
 from index import FaissIndex, IdFilter, IndexConfig, NumpyIndex, VectorIndex, create_index, load_index
 
 DIM = 16
@@ -148,12 +149,12 @@ def test_len_contains_ids_vectors(index: VectorIndex, data: tuple[list[str], np.
 
 def test_save_load_identical(index: VectorIndex, data: tuple[list[str], np.ndarray], tmp_path: Path) -> None:
     ids, vectors = data
-    index.remove(ids[10:20])  # tombstones must survive the round trip
+    index.remove(ids[10:20] + ids[160:165])  # tombstones (among the FAISS rows and the tail) survive the round trip
     queries = clustered(15, DIM, seed=2)
     flt = IdFilter(include=frozenset(ids[::3]), exclude=frozenset(ids[:30]))
     before = index.search(queries, k=10), index.search(queries, k=10, filter=flt)
     index.save(tmp_path / "idx")
-    manifest = json.loads((tmp_path / "idx" / "manifest.json").read_text())
+    manifest = json.loads((model_folder(tmp_path / "idx") / "manifest.json").read_text())
     assert manifest["format_version"] == 1 and manifest["config"] and manifest["kind"] == "vector_index"
 
     loaded = load_index(tmp_path / "idx")
@@ -167,9 +168,52 @@ def test_save_load_identical(index: VectorIndex, data: tuple[list[str], np.ndarr
     assert "new" in loaded
 
 
+def answers(index: VectorIndex, ids: list[str]) -> tuple[object, ...]:
+    """Everything the index tells a reader, in comparable form."""
+    queries = clustered(8, DIM, seed=3)
+    flt = IdFilter(include=frozenset(ids[::2]) | {"new-1"}, exclude=frozenset(ids[:20]))
+    (s0, i0), (s1, i1) = index.search(queries, k=10), index.search(queries, k=10, filter=flt)
+    known = [i for i in ids[::7] if i in index]
+    contained = [i in index for i in [*ids, "new-0", "new-1"]]
+    return s0.tolist(), i0.tolist(), s1.tolist(), i1.tolist(), index.ids, len(index), contained, index.vectors(known).tolist()
+
+
+def test_fork_writes_never_reach_the_original(index: VectorIndex, data: tuple[list[str], np.ndarray]) -> None:
+    ids, vectors = data
+    before = answers(index, ids)
+    fork = index.fork()
+    assert answers(fork, ids) == before
+    fork.remove(ids[:100])  # past the rebuild fraction: the fork compacts and rebuilds
+    fork.add(["new-0", "new-1"], -vectors[:2])
+    fork.remove(ids[100:110])
+    assert answers(index, ids) == before
+    assert len(fork) == N - 108 and "new-1" in fork and ids[0] not in fork
+
+    forked = answers(fork, ids)
+    grandchild = fork.fork()
+    grandchild.add(["new-2"], vectors[2:3])
+    index.remove(ids[150:])  # writes to the original: the forks see none of them
+    index.add(["new-1"], vectors[5:6])
+    assert answers(fork, ids) == forked
+    assert "new-2" not in fork and "new-2" in grandchild and ids[200] in grandchild
+    np.testing.assert_array_equal(grandchild.vectors(["new-1"]), -vectors[1:2])
+    np.testing.assert_array_equal(index.vectors(["new-1"]), vectors[5:6])
+
+
+def test_sibling_forks_do_not_share_their_additions(index: VectorIndex, data: tuple[list[str], np.ndarray]) -> None:
+    ids, vectors = data
+    left, right = index.fork(), index.fork()
+    left.add(["x"], vectors[:1])
+    right.add(["x"], -vectors[:1])  # same id, other vector, added after `left` extended the shared rows
+    np.testing.assert_array_equal(left.vectors(["x"]), vectors[:1])
+    np.testing.assert_array_equal(right.vectors(["x"]), -vectors[:1])
+    assert left.search(vectors[0], k=1)[1][0, 0] in {"x", ids[0]} and "x" not in index
+    assert right.search(-vectors[0], k=1)[1][0, 0] == "x"
+
+
 def test_load_rejects_other_format_version(index: VectorIndex, tmp_path: Path) -> None:
     index.save(tmp_path / "idx")
-    path = tmp_path / "idx" / "manifest.json"
+    path = model_folder(tmp_path / "idx") / "manifest.json"
     manifest = json.loads(path.read_text())
     manifest["format_version"] = 999
     path.write_text(json.dumps(manifest))
@@ -179,7 +223,7 @@ def test_load_rejects_other_format_version(index: VectorIndex, tmp_path: Path) -
 
 def test_load_rejects_unknown_backend(index: VectorIndex, tmp_path: Path) -> None:
     index.save(tmp_path / "idx")
-    path = tmp_path / "idx" / "manifest.json"
+    path = model_folder(tmp_path / "idx") / "manifest.json"
     path.write_text(json.dumps({**json.loads(path.read_text()), "backend": "annoy"}))
     with pytest.raises(FormatVersionError, match="holds an index of backend 'annoy'; known backends: faiss, numpy"):
         load_index(tmp_path / "idx")
@@ -227,8 +271,21 @@ def test_auto_switches_to_hnsw_past_threshold(data: tuple[list[str], np.ndarray]
     assert idx.structure == "hnsw"
 
 
+def test_auto_switch_in_a_fork_leaves_the_original_flat(data: tuple[list[str], np.ndarray]) -> None:
+    ids, vectors = data
+    idx = FaissIndex(DIM, IndexConfig(kind="auto", hnsw_threshold=100, **_HNSW))  # type: ignore[arg-type]
+    idx.add(ids[:100], vectors[:100])
+    before = answers(idx, ids)
+    fork = idx.fork()
+    fork.add(ids[100:], vectors[100:])
+    assert (idx.structure, fork.structure) == ("flat", "hnsw")
+    assert answers(idx, ids) == before
+
+
 def test_config_errors() -> None:
     with pytest.raises(InvalidArgumentError, match="index kind 'annoy' is unknown; valid kinds: auto, flat"):
         IndexConfig(kind="annoy")
+    with pytest.raises(InvalidArgumentError, match="tail_rows must be a non-negative integer, got -1"):
+        IndexConfig(tail_rows=-1)
     with pytest.raises(InvalidArgumentError, match="dim must be a positive integer, got 0"):
         create_index(0)

@@ -67,6 +67,25 @@ def test_filtered_recall_at_10(built: tuple[FaissIndex, np.ndarray, list[str]]) 
         assert recall(found, truth) >= 0.95, allowed
 
 
+def test_recall_with_a_tail_and_tombstones(built: tuple[FaissIndex, np.ndarray, list[str]]) -> None:
+    index, vectors, ids = built
+    extra = clustered(1_000, DIM, seed=5)
+    extra_ids = [f"new-{i}" for i in range(1_000)]
+    fork = index.fork()  # the module's index stays as built for the other tests
+    fork.add(extra_ids, extra)  # below tail_rows: scored exactly beside the graph
+    fork.remove(ids[::50])
+    assert fork.tail_size == 1_000 and len(fork) == N + 1_000 - N // 50
+    reference = NumpyIndex(DIM)
+    reference.add(fork.ids, fork.vectors(fork.ids))
+    queries = np.concatenate([vectors[N : N + 100], extra[:100]])
+    _, truth = reference.search(queries, K)
+    scores, found = fork.search(queries, K)
+    assert recall(found, truth) >= 0.95
+    assert not set(found.ravel()) & set(ids[::50])
+    assert found[100:, 0].tolist() == extra_ids[:100]  # an item in the tail is its own nearest
+    np.testing.assert_allclose(scores[100:, 0], 1.0, atol=1e-5)
+
+
 def test_short_hnsw_answers_are_redone_exactly(
     built: tuple[FaissIndex, np.ndarray, list[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -70,7 +70,7 @@ def test_from_file_errors(tmp_path: Path) -> None:
         Interactions.from_file(tmp_path / "nope.csv")
     bad = tmp_path / "log.json"
     bad.write_text("{}")
-    with pytest.raises(InteractionsError, match=r"must be \.csv or \.parquet, got '\.json'"):
+    with pytest.raises(InteractionsError, match=r"has suffix '\.json'; expected one of \.csv, \.jsonl, \.parquet"):
         Interactions.from_file(bad)
 
 
@@ -84,7 +84,7 @@ def test_from_file_errors(tmp_path: Path) -> None:
         (_log(timestamp=[1.0, float("nan"), 3.0]), r"timestamp in row 1 is missing"),
         (_log(weight=[1.0, -2.0, 1.0]), r"weight in row 1 is -2.0 .*expected a finite number >= 0"),
         (_log(weight=[float("nan"), 1.0, 1.0]), r"weight in row 0 is nan"),
-        (_log(item_id=["a", None, "b"]), r"item_id is missing in row 1"),
+        (_log(item_id=["a", None, "b"]), r"row 1 has an empty item_id"),
     ],
 )
 def test_bad_logs_raise_naming_the_problem(df: pd.DataFrame, message: str) -> None:

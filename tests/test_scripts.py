@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -72,3 +74,51 @@ def test_simulated_log_has_users_with_tastes(tmp_path: Path) -> None:
     top_event_cat = events.groupby("user_id")["category"].agg(lambda c: c.value_counts().index[0])
     top_taste_cat = tastes.set_index("user_id").idxmax(axis=1)
     assert (top_event_cat == top_taste_cat.loc[top_event_cat.index]).mean() >= 0.7
+
+
+@pytest.fixture(scope="module")
+def scripts_world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A toy catalog, a model indexed from it, an empty file, a plain file and a FIFO."""
+    from conftest import make_toy_catalog
+
+    root = tmp_path_factory.mktemp("scripts")
+    catalog = make_toy_catalog(root)
+    assert load_script("index_catalog").main([str(catalog), "--out", str(root / "model"), *FAKE]) == 0
+    (root / "empty.csv").write_bytes(b"")
+    (root / "plain.txt").write_text("not a folder")
+    os.mkfifo(root / "pipe.png")
+    return {"tmp": str(root), "catalog": str(catalog), "model": str(root / "model"), "empty": str(root / "empty.csv"),
+            "file": str(root / "plain.txt"), "fifo": str(root / "pipe.png")}
+
+
+BAD_RUNS = [
+    ("index_catalog", ["{tmp}/nope.csv", "--out", "{tmp}/m", *FAKE], r"catalog file '.*nope\.csv' does not exist"),
+    ("index_catalog", ["{empty}", "--out", "{tmp}/m", *FAKE], r"empty\.csv' is empty \(0 bytes\)"),
+    ("index_catalog", ["{tmp}", "--out", "{tmp}/m", *FAKE], r"has suffix ''; expected one of \.csv"),
+    ("index_catalog", ["{catalog}", "--out", "{tmp}/m", "--id-column", "sku", *FAKE], r"has no id column 'sku'"),
+    ("index_catalog", ["{catalog}", "--out", "{tmp}/m", "--image-weight", "-1", *FAKE], r"image_weight must be a finite number >= 0"),
+    ("index_catalog", ["{catalog}", "--out", "{tmp}/m", "--index", "bogus", *FAKE], r"index kind 'bogus' is unknown"),
+    ("index_catalog", ["{catalog}", "--out", "{file}/m", *FAKE], r"plain\.txt"),
+    ("query", ["{tmp}/no-model", "--similar", "fruit-0"], r"no-model"),
+    ("query", ["{file}", "--text", "apple"], r"plain\.txt"),
+    ("query", ["{model}", "--text", "apple", "-k", "0"], r"k must be a positive integer, got 0"),
+    ("query", ["{model}", "--text", "apple", "--category", "shoes"], r"unknown categories \['shoes'\]"),
+    ("query", ["{model}", "--image", "{fifo}"], r"pipe\.png' is a FIFO"),
+    ("query", ["{model}", "--image", "{catalog}"], r"items\.csv': not an image format PIL reads"),
+    ("query", ["{model}", "--history", "fruit-0,nope"], r"history item 'nope' is not in the catalog"),
+    ("simulate_interactions", ["{tmp}/nope.csv", "--out", "{tmp}/e.csv"], r"nope\.csv' does not exist"),
+    ("demo", ["--catalog", "{tmp}/nope.csv", "--out", "{tmp}/m"], r"nope\.csv' does not exist"),
+]
+
+
+@pytest.mark.parametrize(("script", "argv", "message"), BAD_RUNS, ids=[f"{s}-{i}" for i, (s, _, _) in enumerate(BAD_RUNS)])
+def test_scripts_turn_engine_errors_into_exit_code_2(
+    scripts_world: dict[str, str], script: str, argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Bad input: `error: <message>` on stderr, exit code 2, and never a traceback."""
+    code = load_script(script).main([a.format(**scripts_world) for a in argv])
+    out, err = capsys.readouterr()
+    assert code == 2, (out, err)
+    assert "Traceback" not in out + err
+    lines = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert lines and re.search(message, lines[-1]), err

@@ -1,0 +1,141 @@
+"""Engine folders: writing an `EngineState` and its config, and reading them back, checked.
+
+Layout of a version (see `core.folders` for the versions and `core.persistence`
+for how they are published): `manifest.json` (format version, library versions,
+config, parts, every file's size and digest), `catalog.parquet`, `hashes.parquet`,
+`skipped.json`, `index/` and, once trained, `personaliser/`. Nothing is ever
+unpickled. Loading checks what must hold across the parts: unique ids, every
+indexed, hashed or skipped item in the catalog, finite vectors.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.persistence import ENGINE_KIND, DamagedModelError, atomic_dir, load_folder, write_manifest
+from index import VectorIndex, load_index
+
+from .catalog import Catalog
+from .config import EngineConfig
+from .results import Skipped
+from .state import EngineState
+from .trained import TrainedModel
+
+# Vectors are checked for NaN and infinity this many rows at a time (bounded memory).
+_FINITE_CHUNK = 65_536
+
+
+def save_engine(path: str | Path, config: EngineConfig, state: EngineState) -> None:
+    """Write `state` and `config` to the model folder `path` as a new version, published atomically.
+
+    Raises:
+        ModelFolderError: `path` is a file or a folder holding what this library did not write.
+    """
+    with atomic_dir(path) as tmp:
+        state.catalog.to_parquet(tmp / "catalog.parquet")  # mixed-type columns keep their types
+        hashes = state.hashes
+        pd.DataFrame({"id": list(hashes), "hash": list(hashes.values())}).to_parquet(tmp / "hashes.parquet")
+        (tmp / "skipped.json").write_text(json.dumps([[s.item_id, s.reason] for s in state.skipped]))
+        state.index.save(tmp / "index")
+        parts = ["catalog.parquet", "hashes.parquet", "skipped.json", "index"]
+        if state.trained is not None:
+            state.trained.save(tmp / "personaliser")
+            parts.append("personaliser")
+        write_manifest(
+            tmp,
+            ENGINE_KIND,
+            config=config.to_dict(),
+            catalog_base_dir=str(state.catalog.base_dir),
+            catalog_allow_outside=state.catalog.allow_outside,
+            n_items=len(state.catalog),
+            n_indexed=len(state.index),
+            parts=parts,
+        )
+
+
+def load_engine(path: str | Path) -> tuple[EngineConfig, EngineState]:
+    """Read the model folder `path` written by `save_engine`, checking every part and how they agree.
+
+    Raises:
+        ModelNotFoundError: no model at `path`.
+        FormatVersionError: another format version or kind of folder.
+        DamagedModelError: a part is missing, damaged or disagrees with another, naming it.
+    """
+    return load_folder(path, ENGINE_KIND, lambda folder, manifest: _read_engine(folder, manifest, str(path)))
+
+
+def _read_engine(folder: Path, manifest: Mapping[str, Any], source: str) -> tuple[EngineConfig, EngineState]:
+    """Build the config and state from a checked version folder of the model at `source`."""
+    where = folder / "manifest.json"
+    try:
+        config = EngineConfig.from_dict(manifest["config"])
+    except KeyError:
+        raise DamagedModelError(f"'{where}' has no 'config'") from None
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise DamagedModelError(f"'{where}' holds a config this library cannot use: {exc}") from None
+    base_dir, parts = manifest.get("catalog_base_dir"), manifest.get("parts")
+    if not isinstance(base_dir, str) or not isinstance(parts, list):
+        raise DamagedModelError(f"'{where}' needs 'catalog_base_dir' (text) and 'parts' (a list); got {base_dir!r}, {parts!r}")
+    catalog = Catalog.read_parquet(
+        folder / "catalog.parquet", Path(base_dir), source, allow_outside=manifest.get("catalog_allow_outside") is True
+    )
+    hashes = pd.read_parquet(folder / "hashes.parquet")
+    if not {"id", "hash"} <= set(hashes.columns):
+        raise DamagedModelError(f"'{folder / 'hashes.parquet'}' needs columns id and hash; it has {', '.join(map(str, hashes.columns))}")
+    skipped = [Skipped(str(i), str(r)) for i, r in _pairs(folder / "skipped.json")]
+    trained = TrainedModel.load(folder / "personaliser") if "personaliser" in parts else None
+    index = load_index(folder / "index")
+    state = EngineState(catalog, index, dict(zip(hashes["id"], hashes["hash"])), skipped, trained)
+    _check_state(folder, manifest, state, list(hashes["id"]))
+    return config, state
+
+
+def _pairs(path: Path) -> list[list[Any]]:
+    """skipped.json: a list of [item_id, reason] pairs."""
+    pairs = json.loads(path.read_text())
+    if not isinstance(pairs, list) or not all(isinstance(p, list) and len(p) == 2 for p in pairs):
+        raise DamagedModelError(f"'{path}' should hold a list of [item_id, reason] pairs")
+    return pairs
+
+
+def _check_state(folder: Path, manifest: Mapping[str, Any], state: EngineState, hash_ids: list[str]) -> None:
+    """Refuse parts that disagree, checking only what holds whatever was added, removed or trained since."""
+    catalog_ids = state.catalog.frame["id"].tolist()
+    _unique(catalog_ids, folder / "catalog.parquet")
+    _unique(state.index.ids, folder / "index")
+    _unique(hash_ids, folder / "hashes.parquet")
+    known = set(catalog_ids)
+    for part, ids in (("index", state.index.ids), ("hashes.parquet", hash_ids),
+                      ("skipped.json", [s.item_id for s in state.skipped])):
+        unknown = [i for i in ids if i not in known]
+        if unknown:
+            raise DamagedModelError(
+                f"'{folder / part}' names {len(unknown):,} item(s) missing from catalog.parquet, e.g. {unknown[0]!r}"
+            )
+    for name, actual in (("n_items", len(catalog_ids)), ("n_indexed", len(state.index))):
+        if manifest.get(name) != actual:
+            raise DamagedModelError(f"'{folder / 'manifest.json'}' says {name}={manifest.get(name)!r}; the parts hold {actual:,}")
+    _check_finite(state.index, folder / "index")
+
+
+def _unique(ids: list[str], part: Path) -> None:
+    if len(set(ids)) != len(ids):
+        seen: set[str] = set()
+        duplicate = next(i for i in ids if i in seen or seen.add(i))  # type: ignore[func-returns-value]
+        raise DamagedModelError(f"'{part}' holds item id {duplicate!r} more than once")
+
+
+def _check_finite(index: VectorIndex, part: Path) -> None:
+    ids = index.ids
+    for start in range(0, len(ids), _FINITE_CHUNK):
+        chunk = ids[start : start + _FINITE_CHUNK]
+        finite = np.isfinite(index.vectors(chunk)).all(axis=1)
+        if not finite.all():
+            raise DamagedModelError(f"'{part}' holds a vector with NaN or infinity, for item {chunk[int(np.argmin(finite))]!r}")
+
