@@ -5,9 +5,10 @@ a new hashes mapping, and a fork of the index (`bench_writes.py` times the index
 times, on synthetic catalogs of 10k and 1M items (dim 64, text columns like a shop's):
 
 - remove 1: `engine.remove([id])`, the whole write as a user pays it;
-- add 1 (no encoding): the same steps `Engine.add` takes around the encoder (catalog concat,
-  hashes copy, index fork + add, publish), with a precomputed vector, so the encoder's own
-  time (one forward pass) is left out;
+- add 1 (no encoding): what `Engine.add` does besides encoding (catalog concat, then
+  `EngineState.with_added`: hashes copy, index fork + add), with a precomputed vector, so the
+  encoder's own time (one forward pass) is left out; the state is built, not published, so
+  every call adds to the same catalog size;
 - a `similar()` query at the same size, as the baseline the writes are compared with.
 
 Usage:
@@ -30,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_index import clustered_embeddings  # noqa: E402
 
 from engine import Catalog, Engine, EngineConfig  # noqa: E402
+from engine.pipeline import EncodedItems  # noqa: E402
 from engine.state import EngineState  # noqa: E402
 from index import IndexConfig, create_index  # noqa: E402
 
@@ -50,14 +52,10 @@ def synthetic(n: int) -> tuple[Engine, np.ndarray]:
 
 
 def add_without_encoding(engine: Engine, item_id: str, vector: np.ndarray) -> None:
-    """`Engine.add`'s steps around the encoder, with the vector given."""
-    with engine._write_lock:  # noqa: SLF001 - the benchmark repeats the facade's own steps
-        state = engine.state
-        catalog = state.catalog.concat(Catalog.from_records([{"id": item_id, "title": "New", "category": "cat-0"}]))
-        index = state.index.fork()
-        index.add([item_id], vector[None, :])
-        hashes = {**state.hashes, item_id: "h"}
-        engine._state = EngineState(catalog, index, hashes, state.skipped, state.trained)  # noqa: SLF001
+    """`Engine.add` without its encoder: the next state from a given vector, as `add` builds it (not published)."""
+    state = engine.state
+    catalog = state.catalog.concat(Catalog.from_records([{"id": item_id, "title": "New", "category": "cat-0"}]))
+    state.with_added(catalog, EncodedItems([item_id], vector[None, :], ["h"], []))
 
 
 def p50_ms(fn, calls: int) -> float:

@@ -240,13 +240,7 @@ class Engine:
                 show_progress=show_progress,
                 limits=self.config.images,
             )
-            index = state.index.fork()
-            if encoded.ids:
-                index.add(encoded.ids, encoded.vectors)
-            hashes = state.hashes.copy()  # the mapping's own dict, copied in C
-            hashes.update(zip(encoded.ids, encoded.hashes))
-            skipped = state.skipped + tuple(encoded.skipped)
-            self._state = EngineState(merged, index, hashes, skipped, state.trained)
+            self._state = state.with_added(merged, encoded)
         return list(encoded.skipped)
 
     def remove(self, item_ids: Sequence[str]) -> None:
@@ -258,18 +252,7 @@ class Engine:
         if isinstance(item_ids, str):
             item_ids = [item_ids]
         with self._write_lock:
-            state = self._state
-            catalog = state.catalog.without(item_ids)
-            gone = set(item_ids)
-            index = state.index.fork()
-            indexed = [i for i in dict.fromkeys(item_ids) if i in index]
-            if indexed:
-                index.remove(indexed)
-            hashes = state.hashes.copy()
-            for item_id in gone:
-                hashes.pop(item_id, None)
-            skipped = tuple(s for s in state.skipped if s.item_id not in gone)
-            self._state = EngineState(catalog, index, hashes, skipped, state.trained)
+            self._state = self._state.without(item_ids)
 
     # ----- personalisation --------------------------------------------------
     def fit(

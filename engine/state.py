@@ -9,13 +9,14 @@ publish it with one reference swap, so a reader never sees half a change.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from index import VectorIndex
 
 from .catalog import Catalog
+from .pipeline import EncodedItems
 from .results import Skipped
 from .trained import TrainedModel
 
@@ -48,6 +49,32 @@ class EngineState:
         hashes = self.hashes if type(self.hashes) is dict else dict(self.hashes)
         object.__setattr__(self, "hashes", MappingProxyType(hashes))
         object.__setattr__(self, "skipped", tuple(self.skipped))
+
+    def with_added(self, catalog: Catalog, encoded: EncodedItems) -> EngineState:
+        """The next state: `catalog` (this one's items plus the new ones) and the new vectors in a fork of the index.
+
+        This state is left as it is; `Engine.add` encodes the new items and publishes the result.
+        """
+        index = self.index.fork()
+        if encoded.ids:
+            index.add(encoded.ids, encoded.vectors)
+        hashes = self.hashes.copy()  # the mapping's own dict, copied in C
+        hashes.update(zip(encoded.ids, encoded.hashes))
+        return EngineState(catalog, index, hashes, self.skipped + tuple(encoded.skipped), self.trained)
+
+    def without(self, item_ids: Sequence[str]) -> EngineState:
+        """The next state without these items; unknown ids are an error naming them. This state is left as it is."""
+        catalog = self.catalog.without(item_ids)
+        gone = set(item_ids)
+        index = self.index.fork()
+        indexed = [i for i in dict.fromkeys(item_ids) if i in index]
+        if indexed:
+            index.remove(indexed)
+        hashes = self.hashes.copy()
+        for item_id in gone:
+            hashes.pop(item_id, None)
+        skipped = tuple(s for s in self.skipped if s.item_id not in gone)
+        return EngineState(catalog, index, hashes, skipped, self.trained)
 
     def skip_reason(self, item_id: str) -> str | None:
         """Why an item of the catalog has no vector, or None when it has one or is unknown."""
