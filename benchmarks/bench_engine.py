@@ -26,10 +26,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_index import clustered_embeddings  # noqa: E402
-
+from benchmarks.bench_index import clustered_embeddings  # noqa: E402
 from engine import Catalog, Engine, EngineConfig, Interactions  # noqa: E402
 from engine.state import EngineState  # noqa: E402
 from index import IndexConfig, create_index  # noqa: E402

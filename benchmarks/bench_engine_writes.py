@@ -28,8 +28,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_index import clustered_embeddings  # noqa: E402
-
+from benchmarks.bench_index import clustered_embeddings  # noqa: E402
 from engine import Catalog, Engine, EngineConfig  # noqa: E402
 from engine.pipeline import EncodedItems  # noqa: E402
 from engine.state import EngineState  # noqa: E402

@@ -34,8 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_index import clustered_embeddings
-
+from benchmarks.bench_index import clustered_embeddings
 from index import FaissIndex, IdFilter, IndexConfig
 
 

@@ -15,6 +15,10 @@ entries with this library's names that carry its marker (or are empty), and neve
 version another save is still writing or a load is reading (they hold a flock on its
 marker). A folder holding anything else is refused before anything is written.
 
+Everything a save writes is readable by other users, so a service running as its own
+user can load it: folders 0755 and files 0644, less what the process umask removes
+(whatever modes the libraries writing the parts chose; a umask of 077 keeps it private).
+
 A folder with manifest.json and no CURRENT is the layout written before versions
 existed: it still loads, and the next save publishes a version and removes its parts.
 """
@@ -42,6 +46,7 @@ LOCK = ".shopvec.lock"
 MARKER = ".shopvec-version"
 NEW_POINTER = ".CURRENT.new"  # written inside the new version, then moved onto CURRENT
 VERSION = re.compile(r"v-(\d+)-([0-9a-f]{8})")
+DIR_MODE, FILE_MODE = 0o755, 0o644  # before the umask: readable by a service running as another user
 
 # Crash testing: with SHOPVEC_CRASH_AT=n set, the n-th step a process takes (counted from 1)
 # ends it at once with os._exit(CRASH_EXIT), as a kill at that instant would; with
@@ -256,7 +261,9 @@ def new_version(path: Path) -> Iterator[Path]:
         ...     (version / "manifest.json").write_text(...)
     """
     check_writable(path)
-    path.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        path.mkdir(parents=True, exist_ok=True)
+        os.chmod(path, DIR_MODE & ~_umask())
     with _folder_lock(path):  # cleanups never see a version between its mkdir and its marker
         crash_point("lock")
         version = path / _next_name(path)
@@ -270,6 +277,7 @@ def new_version(path: Path) -> Iterator[Path]:
         yield version
         if not (version / MANIFEST).is_file():
             raise RuntimeError(f"nothing was published to '{path}': the save wrote no {MANIFEST} (call write_manifest last)")
+        _set_modes(version)
         _fsync_tree(version)
         _fsync_dir(path)
         crash_point("fsync-dir")
@@ -296,6 +304,31 @@ def _folder_lock(path: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where Linux shows it (os.umask alone would, for every thread)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _set_modes(folder: Path) -> None:
+    """Folders DIR_MODE and files FILE_MODE, less the umask: a library writing a part may have chosen 0700 or 0600."""
+    mask = _umask()
+    os.chmod(folder, DIR_MODE & ~mask)
+    for here, dirs, files in os.walk(folder):
+        for name, mode in [(d, DIR_MODE) for d in dirs] + [(f, FILE_MODE) for f in files]:
+            entry = os.path.join(here, name)
+            if not os.path.islink(entry):  # chmod would follow it out of the version
+                os.chmod(entry, mode & ~mask)
 
 
 def _fsync_tree(folder: Path) -> None:

@@ -26,6 +26,16 @@ Queries (`Fusion.query`) follow the same rule: image-only, text-only and
 image+text queries are built exactly like items with those modalities. The image
 and text spaces are not aligned with each other (no CLIP weights here), so a
 text-only query only matches through the text slot of the items.
+
+Scores of a query are put on the query's own scale (`Fusion.query_scale`): the
+weighted mean, over the modalities the query has, of the cosine in that modality
+(a modality the item lacks counts 0). An image-only query scores the image
+cosine (an exact image match scores 1.0, not the inner product sqrt(w_img));
+an image+text query against a complete item scores `w_img * cos_img + w_txt *
+cos_txt`, which is the inner product itself. In general it is the inner product
+times `sqrt(W_item / W_query)` (the summed weights of the item's and the query's
+modalities): a constant over items with the same modalities, so among them it
+ranks exactly as the index does.
 """
 
 from __future__ import annotations
@@ -69,7 +79,7 @@ class FusionConfig:
         """`(w_img, w_txt)` scaled to sum to 1.
 
         Example:
-            >>> FusionConfig().normalised()
+            >>> FusionConfig(image_weight=1, text_weight=1).normalised()
             (0.5, 0.5)
         """
         total = float(self.image_weight) + float(self.text_weight)
@@ -202,6 +212,42 @@ class Fusion:
         return self.fuse(image_2d, text_2d, np.full(m, image is not None), np.full(m, text is not None))
 
 
+    def query_scale(self, query: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Per item, what turns its inner product with `query` into a score on the query's scale.
+
+        The query's scale is the weighted mean, over the query's modalities, of the item's
+        cosine in each (0 where the item lacks it). With `W_q` and `W_i` the summed weights
+        of the query's and the item's modalities, fusion makes the inner product that mean
+        times `sqrt(W_q / W_i)`, so the factor is `sqrt(W_i / W_q)`: one number for all items
+        with the same modalities, so it never reorders them (see the module docstring).
+
+        Args:
+            query: one fused query `(dim,)` (`Fusion.query`).
+            items: fused items `(n, dim)`.
+
+        Returns:
+            `(n,)` float64 factors.
+
+        Example:
+            >>> fusion = Fusion(2, 2)
+            >>> item = fusion.fuse(np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]]), np.array([True]), np.array([True]))
+            >>> query = fusion.query(image=np.array([1.0, 0.0]))[0]
+            >>> (float(item[0] @ query), float((item[0] @ query) * fusion.query_scale(query, item)[0]))
+            (0.5, 1.0)
+        """
+        query = np.asarray(query, dtype=np.float64)
+        items = np.atleast_2d(np.asarray(items, dtype=np.float64))
+        w_query, w_items = 0.0, np.zeros(len(items))
+        parts = ((slice(0, self.image_dim), self.image_weight), (slice(self.image_dim, self.dim), self.text_weight))
+        for part, w in parts:
+            if np.any(query[part]):
+                w_query += w
+            w_items += w * np.any(items[:, part] != 0, axis=1)
+        if w_query == 0.0:
+            raise InvalidArgumentError("the query vector is zero in every modality; build it with Fusion.query")
+        return np.sqrt(w_items / w_query)
+
+
 def _mask(values: np.ndarray, name: str, n: int | None = None) -> np.ndarray:
     """Validate a 1-D boolean mask, optionally of length `n`."""
     mask = np.asarray(values)
@@ -225,7 +271,8 @@ def _unit_rows(vectors: np.ndarray | None, present: np.ndarray, n: int, dim: int
     bad = ~np.isfinite(norms) | (norms <= 1e-12)
     if bad.any():
         raise InvalidArgumentError(
-            f"{int(bad.sum())} {name} vectors marked present are zero or not finite: rows {_few(np.flatnonzero(present)[bad])}"
+            f"{int(bad.sum())} {name} vectors marked present are zero or not finite: "
+            f"rows {_few(np.flatnonzero(present)[bad])}"
         )
     out[present] = rows / norms[:, None]
     return out

@@ -18,6 +18,7 @@ import stat
 import time
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -26,12 +27,13 @@ from core.errors import ImageError, InvalidArgumentError
 
 from .config import ImageLimits
 
-# What an image encoder accepts for one item: a decoded image, a file path, encoded bytes or pixels.
-ImageLike = Image.Image | str | Path | bytes | bytearray | memoryview | np.ndarray
-IMAGE_TYPES = (Image.Image, str, Path, bytes, bytearray, memoryview, np.ndarray)
+# What an image encoder accepts for one item: a decoded image, a file path, encoded bytes, a binary file or pixels.
+ImageLike = Image.Image | str | Path | bytes | bytearray | memoryview | BinaryIO | np.ndarray
+# Types an encoder checks a batch against; `load_image` also takes any other object with a .read() method.
+IMAGE_TYPES = (Image.Image, str, Path, bytes, bytearray, memoryview, np.ndarray, io.IOBase)
 EXPECTED = (
-    "a file path (str or Path), encoded bytes, a NumPy array (HxW, HxWx3 or HxWx4; uint8, "
-    "or float in [0, 1]) or a PIL image"
+    "a file path (str or Path), encoded bytes, a binary file object (open(path, 'rb'), an upload), "
+    "a NumPy array (HxW, HxWx3 or HxWx4; uint8, or float in [0, 1]) or a PIL image"
 )
 _CHUNK = 1 << 20  # bytes read per call while checking the deadline
 _MAGIC = {b"\x89PNG": "PNG", b"\xff\xd8": "JPEG", b"GIF8": "GIF", b"BM": "BMP", b"RIFF": "RIFF (WebP)"}
@@ -51,9 +53,11 @@ def load_image(
     it does on a white shop page instead of on black.
 
     Args:
-        image: A path to an image file, the encoded bytes of one (PNG, JPEG, ...), a NumPy
-            array of pixels (HxW grey, HxWx3 RGB or HxWx4 RGBA; uint8, or float in [0, 1])
-            or a `PIL.Image.Image`.
+        image: A path to an image file, the encoded bytes of one (PNG, JPEG, ...), a binary
+            file object holding them (anything whose `.read()` returns bytes: `open(p, "rb")`,
+            `io.BytesIO`, an upload's file; read from its current position, at most
+            `limits.max_bytes` + 1 bytes), a NumPy array of pixels (HxW grey, HxWx3 RGB or
+            HxWx4 RGBA; uint8, or float in [0, 1]) or a `PIL.Image.Image`.
         min_side: For a JPEG, decode at the smallest DCT scale whose sides stay >= `min_side`:
             a 12-megapixel photo then decodes several times faster, and an encoder resizes
             it to its input size anyway. None decodes full size.
@@ -66,7 +70,8 @@ def load_image(
     Raises:
         ImageError: The file is missing, outside `root`, not a regular file, too large,
             degenerate, too slow, or cannot be decoded; the message names it.
-        InvalidArgumentError: `image` is of another type, or an array of the wrong shape or dtype.
+        InvalidArgumentError: `image` is of another type, a file opened in text mode, or an
+            array of the wrong shape or dtype.
 
     Example:
         >>> load_image(Image.new("RGBA", (4, 4), (255, 0, 0, 0))).getpixel((0, 0))
@@ -78,6 +83,9 @@ def load_image(
         return _to_rgb(image)
     if isinstance(image, np.ndarray):
         return _from_array(image, limits)
+    if isinstance(image, io.IOBase) or (not isinstance(image, IMAGE_TYPES) and callable(getattr(image, "read", None))):
+        data, name = _read_file_object(image, limits)
+        return _decode(data, name, limits, time.monotonic() + limits.timeout_s, min_side)
     if isinstance(image, (bytes, bytearray, memoryview)):
         data = bytes(image)
         if len(data) > limits.max_bytes:
@@ -174,6 +182,28 @@ def check_size(size: tuple[int, int], limits: ImageLimits, name: str) -> None:
             f"{name} is {width}x{height} = {width * height:,} pixels, above the limit of {limits.max_pixels:,} "
             "(ImageLimits.max_pixels): a decompression bomb, or an image too large to index"
         )
+
+
+def _read_file_object(file: BinaryIO, limits: ImageLimits) -> tuple[bytes, str]:
+    """The bytes of a binary file object and a name for messages; reads one byte past the limit to tell one too large."""
+    name = getattr(file, "name", None)
+    what = f"image file object {type(file).__name__}" + (f" ('{name}')" if isinstance(name, str) else "")
+    try:
+        try:
+            data = file.read(limits.max_bytes + 1)
+        except TypeError:  # a read() that takes no size
+            data = file.read()
+    except (OSError, ValueError) as exc:  # closed, or opened for writing only
+        raise ImageError(f"{what} cannot be read: {_reason(exc)}") from None
+    if isinstance(data, str):
+        raise InvalidArgumentError(f"{what} was opened in text mode (its read() returns str); open it with 'rb'")
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise InvalidArgumentError(f"{what}: read() returned {type(data).__name__}, expected bytes")
+    if len(data) > limits.max_bytes:
+        raise ImageError(f"{what} holds over {limits.max_bytes:,} bytes, above the limit (ImageLimits.max_bytes)")
+    if not data:
+        raise ImageError(f"{what} is empty (0 bytes left to read)")
+    return bytes(data), f"{what} ({len(data):,} bytes)"
 
 
 def _check_regular(path: Path, mode: int, size: int, limits: ImageLimits) -> None:

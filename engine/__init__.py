@@ -11,8 +11,11 @@ from __future__ import annotations
 from .catalog import Catalog, CatalogColumns
 from .config import EngineConfig
 from .engine import Engine
+from .events import EventLog
 from .filters import ItemFilter
 from .interactions import Interactions
-from .results import Match
+from .results import Match, Upserted
 
-__all__ = ["Catalog", "CatalogColumns", "Engine", "EngineConfig", "Interactions", "ItemFilter", "Match"]
+__all__ = [
+    "Catalog", "CatalogColumns", "Engine", "EngineConfig", "EventLog", "Interactions", "ItemFilter", "Match", "Upserted",
+]

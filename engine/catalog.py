@@ -3,58 +3,52 @@
 from __future__ import annotations
 
 import hashlib
-import json
-import math
+import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from core.errors import CatalogError, ImageError, InvalidArgumentError, UnknownItemError
 from encoders.config import ImageLimits
 from encoders.imageio import read_image_file
 
-from .tables import check_columns, clean_ids, read_table
+from .columns import CatalogColumns
+from .tables import (
+    as_numbers,
+    check_columns,
+    clean_id,
+    clean_ids,
+    is_missing,
+    number_column,
+    plain,
+    read_parquet,
+    read_table,
+    records_frame,
+    relative_paths,
+    resolved_paths,
+    write_parquet,
+)
 
-# Numeric columns checked when present: name -> whether negative values are allowed.
-NUMERIC_COLUMNS = {"price": False, "stock": True}
-# Parquet metadata key listing the columns written as JSON text (mixed-type columns).
-JSON_COLUMNS_KEY = b"shopvec.json_columns"
-
-
-@dataclass(frozen=True)
-class CatalogColumns:
-    """Which column of the source table holds each field the engine uses.
-
-    Only `id` is required. A catalog without `image` is indexed from text, one
-    without `title` and `description` from images.
-
-    Example:
-        >>> CatalogColumns(id="sku", title="name", image="image_path").id
-        'sku'
-    """
-
-    id: str = "id"
-    title: str = "title"
-    description: str = "description"
-    category: str = "category"
-    image: str = "image"
+# Numeric columns checked when present: name -> (negative values allowed, whole numbers come back as int).
+NUMERIC_COLUMNS = {"price": (False, False), "stock": (True, True)}
+TEXT_COLUMNS = ("title", "description", "category", "image")
 
 
 class Catalog:
     """Items keyed by a unique string id; image paths resolved against `base_dir`.
 
     Columns are renamed to the engine's names (`id`, `title`, `description`,
-    `category`, `image`); other columns (price, stock, ...) are kept as they are
-    and come back in `Match.fields`. Ids are stripped of surrounding whitespace, and
-    ids with invisible characters are rejected (see `engine.tables.clean_ids`).
-    `price` (a number >= 0) and `stock` (a number) are checked when present; an empty
-    cell means "unknown".
+    `category`, `image`, `price`, `stock`; see `CatalogColumns`, which the catalog keeps
+    as `columns` for the items added later); other columns are kept as they are and
+    come back in `Match.fields`. Ids are stripped of surrounding whitespace, and ids
+    with invisible characters are rejected (see `engine.tables.clean_ids`); a lookup
+    cleans an id the same way (`row(42)` finds '42'). `price` (a number >= 0) and
+    `stock` (a number) are checked when present and stored as numbers: a price is a
+    float, a stock an int when every stock is whole; an empty cell means "unknown" (None).
 
     Image paths must resolve, symlinks followed, inside `base_dir` (the catalog file's
     folder); an item whose image lies outside is skipped at build time with the reason,
@@ -76,6 +70,9 @@ class Catalog:
         allow_outside: bool = False,
     ) -> None:
         columns = columns or CatalogColumns()
+        if not isinstance(columns, CatalogColumns):
+            raise InvalidArgumentError(f"columns must be a CatalogColumns, got {type(columns).__name__} {columns!r}")
+        self.columns = columns
         self.source = source
         self.base_dir = Path(base_dir).resolve() if base_dir is not None else Path.cwd()
         self.allow_outside = bool(allow_outside)
@@ -83,6 +80,7 @@ class Catalog:
         self._frame = self._normalise(frame, columns)
         self._rows = _row_lookup(self._frame)
         self._records: list[dict[str, Any]] | None = None
+        self._records_lock = threading.Lock()
 
     # ----- construction ---------------------------------------------------
     @classmethod
@@ -102,13 +100,7 @@ class Catalog:
         allow_outside: bool = False,
     ) -> Catalog:
         """Build from dicts, e.g. `[{"id": "sku-1", "title": "Red shoe", "image": "img/1.jpg"}]`."""
-        if isinstance(records, (str, bytes, Mapping)) or not isinstance(records, Iterable):
-            raise CatalogError(f"records must be a list of dicts, got {type(records).__name__}")
-        rows = list(records)
-        for i, record in enumerate(rows):
-            if not isinstance(record, Mapping):
-                raise CatalogError(f"record {i} is a {type(record).__name__} ({record!r}); expected a dict of fields")
-        return cls(pd.DataFrame(rows), columns, base_dir=base_dir, source="records", allow_outside=allow_outside)
+        return cls(_records_frame(records), columns, base_dir=base_dir, source="records", allow_outside=allow_outside)
 
     def _normalise(self, frame: pd.DataFrame, columns: CatalogColumns) -> pd.DataFrame:
         """Rename, validate ids and numbers, resolve image paths; returns a new frame."""
@@ -132,11 +124,10 @@ class Catalog:
         for name in ("title", "description", "category"):
             if name in out.columns:
                 out[name] = out[name].map(_clean_text)
-        for name, signed in NUMERIC_COLUMNS.items():
-            if name in out.columns:
-                self._numbers[name], blank = _check_numbers(out, name, signed, self.source)
-                if blank.any():  # '', '  ' and NaN all mean "unknown": one spelling, None
-                    out[name] = out[name].astype(object).where(~blank, None)
+        for name, (signed, whole) in NUMERIC_COLUMNS.items():
+            if name in out.columns:  # '', '  ' and NaN all mean "unknown": one spelling, NaN (None in `fields`)
+                self._numbers[name] = _check_numbers(out, name, signed, self.source)
+                out[name] = number_column(self._numbers[name], whole)
         if "image" in out.columns:
             out["image"] = out["image"].map(self._resolve_image)
         return out
@@ -153,7 +144,10 @@ class Catalog:
         return len(self._frame)
 
     def __contains__(self, item_id: object) -> bool:
-        return isinstance(item_id, str) and item_id in self._rows
+        try:
+            return clean_id(item_id) in self._rows
+        except InvalidArgumentError:
+            return False
 
     @property
     def ids(self) -> list[str]:
@@ -175,10 +169,13 @@ class Catalog:
         """The folder image files must lie in, or None when `allow_outside` is set."""
         return None if self.allow_outside else self.base_dir
 
-    def row(self, item_id: str) -> int:
-        """Row of an item; raises UnknownItemError naming it."""
-        if not isinstance(item_id, str):
-            raise InvalidArgumentError(f"an item id is a string, got {type(item_id).__name__} {item_id!r}")
+    def row(self, item_id: str | int) -> int:
+        """Row of an item, its id cleaned like the catalog's (42 -> '42'); raises UnknownItemError naming it.
+
+        Raises:
+            InvalidArgumentError: the id is neither a string nor an integer (e.g. 1.5, True).
+        """
+        item_id = clean_id(item_id)
         try:
             return self._rows[item_id]
         except KeyError:
@@ -201,9 +198,19 @@ class Catalog:
 
     def fields(self, row: int) -> dict[str, Any]:
         """All fields of a row as plain Python values (missing values as None)."""
-        if self._records is None:  # built once: per-row pandas access costs ~50 us a call
-            self._records = [{k: _plain(v) for k, v in rec.items()} for rec in self._frame.to_dict("records")]
-        return dict(self._records[row])
+        return dict(self._all_records()[row])
+
+    def _all_records(self) -> list[dict[str, Any]]:
+        """Every row as a dict of plain values, built once (per-row pandas access costs ~50 us a call).
+
+        Built under a lock, so concurrent first queries build it once; catalogs derived by
+        `concat`, `upserted` and `without` take it over (2 s to rebuild at 100k rows).
+        """
+        if self._records is None:
+            with self._records_lock:
+                if self._records is None:
+                    self._records = [{k: plain(v) for k, v in r.items()} for r in self._frame.to_dict("records")]
+        return self._records
 
     def column(self, name: str) -> pd.Series:
         """One column of the normalised table; raises CatalogError naming it if absent."""
@@ -214,7 +221,7 @@ class Catalog:
     def numbers(self, name: str) -> np.ndarray:
         """A column as float64, NaN where a cell is empty or not a number (the rule filters use)."""
         if name not in self._numbers:
-            self._numbers[name] = _as_numbers(self.column(name))[0]
+            self._numbers[name] = as_numbers(self.column(name))[0]
         return self._numbers[name]
 
     def content_hash(self, row: int, limits: ImageLimits | None = None) -> str:
@@ -240,27 +247,66 @@ class Catalog:
         if both:
             raise CatalogError(f"items already in the catalog: {', '.join(map(repr, both[:5]))}" + (
                 f" and {len(both) - 5} more" if len(both) > 5 else ""))
-        merged = pd.concat([self._frame, other._frame], ignore_index=True)
-        return Catalog.from_normalised(merged, self.base_dir, self.source, allow_outside=self.allow_outside)
+        merged = _filled(pd.concat([self._frame, other._frame], ignore_index=True))
+        return self._derived(merged, np.arange(len(merged)))
+
+    def upserted(self, other: Catalog) -> Catalog:
+        """A catalog where `other`'s items replace the rows with their ids (every field) and the rest are appended.
+
+        A replaced item keeps its place; new items come last, in `other`'s order. A field
+        the new row lacks is empty afterwards: a row is replaced, not merged.
+
+        Example:
+            >>> catalog.upserted(Catalog.from_records([{"id": "sku-1", "title": "Red shoe", "price": 40}]))  # doctest: +SKIP
+        """
+        old_rows = np.array([self._rows.get(i, -1) for i in other.ids], dtype=np.int64)
+        replaced = old_rows >= 0
+        keep = np.ones(len(self) + len(old_rows), dtype=bool)
+        keep[old_rows[replaced]] = False
+        place = np.concatenate([np.arange(len(self)), np.where(replaced, old_rows, len(self) + np.arange(len(old_rows)))])
+        order = np.flatnonzero(keep)[np.argsort(place[keep], kind="stable")]
+        merged = _filled(pd.concat([self._frame, other._frame], ignore_index=True).iloc[order])
+        return self._derived(merged, order)
 
     def without(self, ids: Sequence[str]) -> Catalog:
-        """A catalog without these ids; raises UnknownItemError naming the first unknown one."""
-        for item_id in ids:
-            self.row(item_id)
-        drop = set(ids)
-        kept = self._frame[~self._frame["id"].isin(drop)].reset_index(drop=True)
+        """A catalog without these ids (cleaned like `row`'s); raises UnknownItemError naming the first unknown one."""
+        drop = {self.ids[self.row(item_id)] for item_id in ids}
+        mask = ~self._frame["id"].isin(drop).to_numpy()
+        kept = self._frame[mask].reset_index(drop=True)
         if len(kept) == 0:
             raise CatalogError("removing these ids would leave the catalog empty")
-        return Catalog.from_normalised(kept, self.base_dir, self.source, allow_outside=self.allow_outside)
+        return self._derived(kept, np.flatnonzero(mask))
+
+    def _derived(self, frame: pd.DataFrame, sources: np.ndarray) -> Catalog:
+        """Another table of this catalog's kind (same folder, source, columns and image rule).
+
+        Row r of `frame` was row `sources[r]` of this catalog, or a new row when that is
+        >= len(self). This catalog's built records are taken over for its rows while the
+        columns and their types are unchanged; only the new rows are converted.
+        """
+        catalog = Catalog.from_normalised(
+            frame, self.base_dir, self.source, allow_outside=self.allow_outside, columns=self.columns
+        )
+        old = self._records
+        if old is not None and _kinds(catalog._frame) == _kinds(self._frame):
+            fresh = np.flatnonzero(sources >= len(old))
+            built = catalog._frame.iloc[fresh].to_dict("records") if len(fresh) else []
+            records = [old[j] if j < len(old) else {} for j in sources.tolist()]
+            for row, record in zip(fresh.tolist(), built):
+                records[row] = {k: plain(v) for k, v in record.items()}
+            catalog._records = records
+        return catalog
 
     @classmethod
     def from_normalised(
-        cls, frame: pd.DataFrame, base_dir: Path, source: str, *, allow_outside: bool = False
+        cls, frame: pd.DataFrame, base_dir: Path, source: str, *, allow_outside: bool = False, columns: CatalogColumns | None = None
     ) -> Catalog:
         """Wrap a frame that is already normalised (canonical column names, absolute image paths).
 
         A model folder's `catalog.parquet` is such a frame (see `read_parquet`); any other
-        table goes through `Catalog(...)`.
+        table goes through `Catalog(...)`. `columns` is the mapping its source was read
+        with, applied to items added later. Price and stock stored as text (by earlier
+        releases) become numbers.
 
         Example:
             >>> catalog = Catalog.from_normalised(frame, Path("sample_catalog"), "models/sample")  # doctest: +SKIP
@@ -269,9 +315,11 @@ class Catalog:
             raise CatalogError(f"catalog {source!r} has no 'id' column; its columns are: {', '.join(map(str, frame.columns))}")
         catalog = cls.__new__(cls)
         catalog.source, catalog.base_dir, catalog.allow_outside = source, Path(base_dir), bool(allow_outside)
-        catalog._frame = frame.reset_index(drop=True)
+        catalog.columns = columns or CatalogColumns()
+        catalog._frame = _typed(frame.reset_index(drop=True))
         catalog._rows = _row_lookup(catalog._frame)
         catalog._records = None
+        catalog._records_lock = threading.Lock()
         catalog._numbers = {}
         return catalog
 
@@ -279,40 +327,33 @@ class Catalog:
     def to_parquet(self, path: str | Path) -> None:
         """Write the normalised table so `read_parquet` gives back every value with its type.
 
-        Columns of one type are stored natively; an object column holding anything but
-        text (ints beside strings, lists, dicts, booleans) is stored as JSON text and listed
-        in the file's metadata, so `1` comes back as `1` and `"1"` as `"1"`. Values JSON
-        cannot hold (dates, decimals inside such a column) are stored as their text.
+        Image paths are written relative to `base_dir` (a model folder holds no absolute
+        path); see `engine.tables.write_parquet` for how mixed-type columns keep their types.
 
         Example:
             >>> catalog.to_parquet("models/sample/catalog.parquet")  # doctest: +SKIP
         """
-        frame = self._frame.copy()
-        as_json = [c for c in frame.columns if frame[c].dtype == object and not _all_text(frame[c])]
-        for name in as_json:
-            frame[name] = [json.dumps(v, default=_jsonable) for v in frame[name]]
-        table = pa.Table.from_pandas(frame, preserve_index=False)
-        metadata = {**(table.schema.metadata or {}), JSON_COLUMNS_KEY: json.dumps(as_json).encode()}
-        pq.write_table(table.replace_schema_metadata(metadata), str(path))
+        frame = self._frame
+        if "image" in frame.columns:
+            frame = frame.assign(image=relative_paths(frame["image"], self.base_dir))
+        write_parquet(frame, path)
 
     @classmethod
-    def read_parquet(cls, path: str | Path, base_dir: Path, source: str, *, allow_outside: bool = False) -> Catalog:
-        """Read a table written by `to_parquet`.
+    def read_parquet(
+        cls, path: str | Path, base_dir: Path, source: str, *, allow_outside: bool = False, columns: CatalogColumns | None = None
+    ) -> Catalog:
+        """Read a table written by `to_parquet`; relative image paths resolve against `base_dir`.
 
         Example:
             >>> Catalog.read_parquet("models/sample/catalog.parquet", Path("sample_catalog"), "models/sample")  # doctest: +SKIP
         """
         try:
-            table = pq.read_table(str(path))
-            as_json = json.loads((table.schema.metadata or {}).get(JSON_COLUMNS_KEY, b"[]"))
-            frame = table.to_pandas()
-            for name in as_json:
-                frame[name] = pd.Series(
-                    [None if v is None else json.loads(v) for v in frame[name]], index=frame.index, dtype=object
-                )
+            frame = read_parquet(path)
         except (OSError, ValueError, KeyError, TypeError) as exc:  # pyarrow's errors derive from these
             raise CatalogError(f"cannot read the catalog table '{path}': {exc}") from None
-        return cls.from_normalised(frame, base_dir, source, allow_outside=allow_outside)
+        if "image" in frame.columns:
+            frame["image"] = resolved_paths(frame["image"], Path(base_dir))
+        return cls.from_normalised(frame, base_dir, source, allow_outside=allow_outside, columns=columns)
 
 
 def _row_lookup(frame: pd.DataFrame) -> dict[str, int]:
@@ -322,14 +363,26 @@ def _row_lookup(frame: pd.DataFrame) -> dict[str, int]:
 
 
 def as_catalog(
-    items: Catalog | pd.DataFrame | Iterable[Mapping[str, Any]], base_dir: Path | None = None, *, allow_outside: bool = False
+    items: Catalog | pd.DataFrame | Iterable[Mapping[str, Any]], base_dir: Path | None = None, *,
+    allow_outside: bool = False, columns: CatalogColumns | None = None,
 ) -> Catalog:
-    """Accept a Catalog, a DataFrame or a list of dicts."""
+    """Accept a Catalog, a DataFrame or a list of dicts; the latter two are read with `columns` (our names work too)."""
     if isinstance(items, Catalog):
         return items
-    if isinstance(items, pd.DataFrame):
-        return Catalog(items, base_dir=base_dir, source="dataframe", allow_outside=allow_outside)
-    return Catalog.from_records(items, base_dir=base_dir, allow_outside=allow_outside)
+    frame, source = (items, "dataframe") if isinstance(items, pd.DataFrame) else (_records_frame(items), "records")
+    mapped = (columns or CatalogColumns()).for_items(map(str, frame.columns))
+    return Catalog(frame, mapped, base_dir=base_dir, source=source, allow_outside=allow_outside)
+
+
+def _records_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """A table of dicts; anything but a list of dicts is an error naming what came."""
+    if isinstance(records, (str, bytes, Mapping)) or not isinstance(records, Iterable):
+        raise CatalogError(f"records must be a list of dicts, got {type(records).__name__}")
+    rows = list(records)
+    for i, record in enumerate(rows):
+        if not isinstance(record, Mapping):
+            raise CatalogError(f"record {i} is a {type(record).__name__} ({record!r}); expected a dict of fields")
+    return records_frame(rows, CatalogError, "records")
 
 
 def _check_unique(ids: pd.Series, source: str) -> None:
@@ -342,56 +395,43 @@ def _check_unique(ids: pd.Series, source: str) -> None:
         raise CatalogError(f"catalog {source!r} has duplicate ids: {', '.join(shown)}{more}")
 
 
-def _check_numbers(frame: pd.DataFrame, name: str, signed: bool, source: str) -> tuple[np.ndarray, np.ndarray]:
-    """The column as floats and its mask of empty cells; raises naming the first cell that is not a (non-negative) finite number."""
-    values, missing = _as_numbers(frame[name])
+def _check_numbers(frame: pd.DataFrame, name: str, signed: bool, source: str) -> np.ndarray:
+    """The column as floats (NaN when empty); raises naming the first cell that is not a (non-negative) finite number."""
+    values, missing = as_numbers(frame[name])
     bad = ~missing & (~np.isfinite(values) | (False if signed else values < 0))
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         expected = "a finite number" if signed else "a finite number >= 0"
         raise CatalogError(
-            f"catalog {source!r}: {name} in row {row} (item {frame['id'].iloc[row]!r}) is {_plain(frame[name].iloc[row])!r}; "
+            f"catalog {source!r}: {name} in row {row} (item {frame['id'].iloc[row]!r}) is {plain(frame[name].iloc[row])!r}; "
             f"expected {expected}, or an empty cell when unknown ({int(bad.sum())} bad rows in all)"
         )
-    return values, missing
+    return np.where(missing, np.nan, values)
 
 
-def _as_numbers(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """(float64 values, NaN where not a number; mask of empty cells). Booleans are not numbers."""
-    raw = column.to_numpy(dtype=object)
-    missing = np.fromiter((_is_missing(v) or (isinstance(v, str) and not v.strip()) for v in raw), bool, len(raw))
-    text = pd.Series(["" if isinstance(v, (bool, np.bool_)) else str(v).strip() for v in raw], dtype=object)
-    return pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64), missing
+def _typed(frame: pd.DataFrame) -> pd.DataFrame:
+    """Price and stock as number columns (see `number_column`); a column holding what is not a number stays as it is."""
+    for name, (_, whole) in NUMERIC_COLUMNS.items():
+        if name in frame.columns:
+            values, missing = as_numbers(frame[name])
+            if np.array_equal(np.isnan(values), missing):
+                frame[name] = number_column(values, whole).array
+    return frame
 
 
-def _all_text(column: pd.Series) -> bool:
-    return all(isinstance(v, str) or _is_missing(v) for v in column)
+def _kinds(frame: pd.DataFrame) -> dict[str, str]:
+    """Column -> its type, text columns alike whether object or string dtype (their values read the same)."""
+    return {str(c): "text" if pd.api.types.is_string_dtype(t) else str(t) for c, t in frame.dtypes.items()}
 
 
-def _jsonable(value: Any) -> Any:
-    """A JSON stand-in for NumPy and pandas values; text for anything else."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if value is pd.NA or value is pd.NaT:
-        return None
-    return str(value)
-
-
-def _plain(value: Any) -> Any:
-    """A table cell as a plain Python value (None when missing)."""
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if _is_missing(value):
-        return None
-    return value.item() if isinstance(value, np.generic) else value
+def _filled(frame: pd.DataFrame) -> pd.DataFrame:
+    """After a merge, a text field one side lacked is '' (as `Catalog` writes an empty cell), not NaN."""
+    for name in TEXT_COLUMNS:
+        if name in frame.columns and frame[name].isna().any():
+            frame[name] = frame[name].astype(object).where(frame[name].notna(), "")
+    return frame
 
 
 def _clean_text(value: Any) -> str:
     # A lone surrogate (JSON allows "\ud800") cannot be encoded as UTF-8: it becomes "?".
-    return "" if _is_missing(value) else str(value).strip().encode("utf-8", "replace").decode("utf-8")
-
-
-def _is_missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA or value is pd.NaT
+    return "" if is_missing(value) else str(value).strip().encode("utf-8", "replace").decode("utf-8")

@@ -20,13 +20,17 @@ from encoders.item import ItemEncoder
 from index import IdFilter, VectorIndex, create_index
 
 from .catalog import Catalog, as_catalog
+from .changes import merged_rows
 from .config import EngineConfig
+from .events import EventLog, as_events, check_items
 from .filters import ItemFilter, as_filter
+from .interactions import Interactions
 from .personalise import Personaliser
 from .pipeline import EncodedItems, encode_items
-from .results import Match, Skipped
+from .results import Match, Skipped, Upserted
 from .state import EngineState
 from .storage import load_engine, save_engine
+from .tables import clean_id
 from .trained import TrainedModel
 
 log = logging.getLogger(__name__)
@@ -36,9 +40,11 @@ class Engine:
     """Content-based retrieval over a catalog, with personalisation on top.
 
     Safe to share between threads: every query reads one immutable `EngineState`
-    (`engine.state`), taken once per call; `add`, `remove` and `fit` build the next
-    state and publish it with one reference swap (writers take turns on a lock), so
-    a reader never sees half a change and never waits for a writer.
+    (`engine.state`), taken once per call; `add`, `upsert`, `remove`, `log_events`
+    and `fit` build the next state and publish it with one reference swap (writers
+    take turns on a lock), so a reader never sees half a change and never waits for a writer.
+
+    Item ids are looked up as the catalog reads them: `similar(42)` is `similar("42")`.
 
     Example:
         >>> from engine import Catalog, Engine
@@ -50,7 +56,7 @@ class Engine:
         self.config = config
         self._state = state
         self._encoders = encoders
-        self._write_lock = threading.Lock()  # writers take turns; readers never take it
+        self._write_lock = threading.RLock()  # writers take turns (update calls upsert); readers never take it
         self._encoders_lock = threading.Lock()
         self.last_build: EncodedItems | None = None
 
@@ -74,6 +80,11 @@ class Engine:
     def skipped(self) -> list[Skipped]:
         """Catalog items without a vector, and why."""
         return list(self._state.skipped)
+
+    @property
+    def events(self) -> EventLog:
+        """The interactions recorded by `log_events` (saved with the model; `events.to_interactions()` trains on them)."""
+        return self._state.events
 
     @property
     def trained(self) -> TrainedModel | None:
@@ -102,7 +113,8 @@ class Engine:
             catalog: the items (see `Catalog.from_file`).
             config: encoders, fusion weights, index; defaults suit a small shop on a CPU.
             previous: an engine built earlier with the same encoders; items whose
-                content is unchanged reuse its vectors instead of being encoded again.
+                content is unchanged reuse its vectors instead of being encoded again,
+                and the events it recorded (`log_events`) are kept.
             on_error: "report" skips items that cannot be encoded and lists them in
                 `engine.skipped`; "raise" stops at the first with its reason.
             show_progress: draw a progress bar.
@@ -130,7 +142,8 @@ class Engine:
             raise CatalogError(f"no item of {catalog.source!r} could be encoded ({reasons})")
         index = create_index(encoders.fusion.dim, config.index)
         index.add(encoded.ids, encoded.vectors)
-        state = EngineState(catalog, index, dict(zip(encoded.ids, encoded.hashes)), tuple(encoded.skipped))
+        state = EngineState(catalog, index, dict(zip(encoded.ids, encoded.hashes)), tuple(encoded.skipped),
+                            events=previous.events if previous is not None else EventLog())
         engine = cls(config, state, encoders)
         engine.last_build = encoded
         return engine
@@ -139,10 +152,7 @@ class Engine:
         """Content hash -> stored vector, when `config` encodes the same way as this engine."""
         state = self._state
         same = (self.config.encoders, self.config.fusion) == (config.encoders, config.fusion)
-        if not same or not len(state.index):
-            return {}
-        ids = [i for i in state.index.ids if i in state.hashes]
-        return dict(zip((state.hashes[i] for i in ids), state.index.vectors(ids)))
+        return state.vector_cache(state.index.ids) if same else {}
 
     @property
     def encoders(self) -> ItemEncoder:
@@ -161,14 +171,20 @@ class Engine:
             >>> engine.similar("food-red-apple", k=5, filter=ItemFilter(categories=["food"]))  # doctest: +SKIP
         """
         check_k(k)
-        state = self._state
+        state, item_id = self._state, clean_id(item_id)
         vector = _item_vector(state, item_id)
         id_filter = as_filter(filter).to_id_filter(state.catalog, also_exclude=[item_id])
         return _search(state, vector[None, :], k, id_filter, source="similar")[0]
 
     def similar_many(self, item_ids: Sequence[str], k: int = 10, filter: ItemFilter | None = None) -> list[list[Match]]:
-        """`similar` for several items in one index call (each list excludes only its own item)."""
+        """`similar` for several items in one index call (each list excludes only its own item); a string is an error."""
         check_k(k)
+        if isinstance(item_ids, (str, bytes)) or not isinstance(item_ids, Iterable):
+            raise InvalidArgumentError(
+                f"similar_many takes a list of item ids, got {type(item_ids).__name__} {item_ids!r}"
+                + (f"; for one item call similar({item_ids!r})" if isinstance(item_ids, str) else "")
+            )
+        item_ids = [clean_id(i) for i in item_ids]
         state = self._state
         vectors = np.stack([_item_vector(state, i) for i in item_ids])
         id_filter = as_filter(filter).to_id_filter(state.catalog)
@@ -184,6 +200,11 @@ class Engine:
     ) -> list[Match]:
         """Items matching a text, a photo (a path, PIL image, encoded bytes or NumPy array), or both.
 
+        `Match.score` is the cosine similarity in the query's own modalities, in [-1, 1]:
+        a text query scores the text cosine, a photo query the image cosine (an exact
+        image match scores 1.0), a query with both their weighted sum (an item lacking
+        a modality counts 0 for it; see `Fusion.query_scale`).
+
         Example:
             >>> engine.search(text="red running shoes", k=5)   # doctest: +SKIP
             >>> engine.search(image="photo.jpg", k=5)           # doctest: +SKIP
@@ -192,7 +213,14 @@ class Engine:
         query = self.query_vector(text=text, image=image)
         state = self._state
         id_filter = as_filter(filter).to_id_filter(state.catalog)
-        return _search(state, query[None, :], k, id_filter, source="search")[0]
+        hits = _search(state, query[None, :], k, id_filter, source="search")[0]
+        if not hits:
+            return hits
+        scale = self.encoders.fusion.query_scale(query, state.index.vectors([m.item_id for m in hits]))
+        # One factor per set of modalities: the index's order stands among items with the same set
+        # (a stable sort); an item with another set moves to its own cosine's place.
+        rescored = [replace(m, score=float(np.clip(m.score * f, -1.0, 1.0))) for m, f in zip(hits, scale)]
+        return sorted(rescored, key=lambda m: -m.score)
 
     def query_vector(self, text: str | None = None, image: ImageLike | None = None) -> np.ndarray:
         """The vector a text and/or image query is searched with, in the items' space."""
@@ -222,7 +250,8 @@ class Engine:
     def add(self, items: Catalog | pd.DataFrame | Iterable[Mapping[str, Any]], show_progress: bool = False) -> list[Skipped]:
         """Add new products without rebuilding; returns the ones that could not be encoded.
 
-        Relative image paths of a DataFrame or dicts resolve against the catalog's folder.
+        Relative image paths of a DataFrame or dicts resolve against the catalog's folder, and
+        their columns are read with the catalog's `CatalogColumns` (our own names work too).
 
         Example:
             >>> engine.add([{"id": "sku-9", "title": "Blue kettle", "image": "images/kettle.png"}])  # doctest: +SKIP
@@ -230,18 +259,51 @@ class Engine:
         """
         with self._write_lock:
             state = self._state
-            new = as_catalog(items, base_dir=state.catalog.base_dir, allow_outside=state.catalog.allow_outside)
+            new = self._new_items(state, items)
             merged = state.catalog.concat(new)  # raises on ids already present
-            encoded = encode_items(
-                new,
-                self.encoders,
-                batch_size=self.config.encoders.batch_size,
-                num_workers=self.config.encoders.num_workers,
-                show_progress=show_progress,
-                limits=self.config.images,
-            )
+            encoded = self._encode(new, {}, show_progress)
             self._state = state.with_added(merged, encoded)
         return list(encoded.skipped)
+
+    def upsert(self, items: Catalog | pd.DataFrame | Iterable[Mapping[str, Any]], show_progress: bool = False) -> Upserted:
+        """Add new items and replace existing ones (same id), published as one change.
+
+        An existing item's row is replaced (a field the new row lacks becomes empty); it is
+        encoded again only when its text or image bytes changed (a new price costs no
+        encoding). Items are read like `add`'s; queries see all of the upsert or none of it.
+        An item that could not be encoded is in `Upserted.skipped` and has no vector after.
+
+        Example:
+            >>> engine.upsert([{"id": "sku-1", "title": "Red shoe", "price": 39.0}]).updated  # doctest: +SKIP
+            ('sku-1',)
+        """
+        with self._write_lock:
+            state = self._state
+            new = self._new_items(state, items)
+            encoded = self._encode(new, state.vector_cache(new.ids), show_progress)  # unchanged content: vector reused
+            self._state, done = state.with_upserted(new, encoded)
+        return done
+
+    def update(self, changes: Iterable[Mapping[str, Any]], show_progress: bool = False) -> Upserted:
+        """Change some fields of existing items (`upsert` of each row with the changes merged in).
+
+        Example:
+            >>> engine.update([{"id": "sku-1", "price": 35.0}]).reencoded   # a new price: no encoding  # doctest: +SKIP
+            ()
+        """
+        with self._write_lock:  # held across read-merge-publish: two updates never lose each other's fields
+            return self.upsert(merged_rows(self._state.catalog, changes), show_progress)
+
+    def _new_items(self, state: EngineState, items: Any) -> Catalog:
+        """Items to add or upsert, read like the catalog: its folder, columns and image rule."""
+        catalog = state.catalog
+        return as_catalog(items, base_dir=catalog.base_dir, allow_outside=catalog.allow_outside, columns=catalog.columns)
+
+    def _encode(self, items: Catalog, cache: dict[str, np.ndarray], show_progress: bool) -> EncodedItems:
+        """`encode_items` with this engine's encoders, batch size, workers and image limits."""
+        enc = self.config.encoders
+        return encode_items(items, self.encoders, batch_size=enc.batch_size, num_workers=enc.num_workers, cache=cache,
+                            show_progress=show_progress, limits=self.config.images)
 
     def remove(self, item_ids: Sequence[str]) -> None:
         """Remove items (sold out, discontinued); unknown ids are an error naming them.
@@ -249,7 +311,7 @@ class Engine:
         Once this returns, no query returns them (queries already running finish on the
         state they started with).
         """
-        if isinstance(item_ids, str):
+        if isinstance(item_ids, (str, int)):
             item_ids = [item_ids]
         with self._write_lock:
             self._state = self._state.without(item_ids)
@@ -284,11 +346,31 @@ class Engine:
         )
         return self
 
+    def log_events(self, events: Interactions | pd.DataFrame | Iterable[Mapping[str, Any]]) -> int:
+        """Record interactions (user_id, item_id, optional timestamp and weight); returns how many were recorded.
+
+        Each user's events join their history for `recommend` at once (no retraining);
+        `save` keeps them. A missing timestamp is now (unix seconds), a missing weight 1.
+        Items not in the catalog raise UnknownItemError naming them, and nothing is recorded.
+
+        Example:
+            >>> engine.log_events([{"user_id": "u1", "item_id": "sku-1"}])  # doctest: +SKIP
+            1
+        """
+        new = as_events(events)
+        if new is None:
+            return 0
+        with self._write_lock:  # checked against the catalog of the state it joins
+            state = self._state
+            check_items(new, state.catalog, len(state.catalog))
+            self._state = state.with_events(state.events.appended(new))
+        return len(new)
+
     @property
     def personaliser(self) -> Personaliser:
-        """What answers `recommend`: the index, catalog and trained model of the current state."""
+        """What answers `recommend`: the index, catalog, trained model and recorded events of the current state."""
         state = self._state
-        return Personaliser(state.index, state.catalog, self.config.recommend, state.trained)
+        return Personaliser(state.index, state.catalog, self.config.recommend, state.trained, events=state.events)
 
     def recommend(
         self,
@@ -339,7 +421,8 @@ class Engine:
 
 
 def _item_vector(state: EngineState, item_id: str) -> np.ndarray:
-    """The stored vector of an item of `state`; UnknownItemError says why it has none."""
+    """The stored vector of an item of `state` (its id cleaned); UnknownItemError says why it has none."""
+    item_id = clean_id(item_id)
     if item_id not in state.index:
         if item_id in state.catalog:
             why = state.skip_reason(item_id) or "not indexed"
@@ -353,10 +436,10 @@ def _search(state: EngineState, queries: np.ndarray, k: int, id_filter: IdFilter
     scores, ids = state.index.search(queries.astype(np.float32), k, id_filter)
     catalog = state.catalog
     return [
-        [Match(str(i), float(s), catalog.fields(catalog.row(str(i))), source) for s, i in zip(srow, irow)]
+        # Clipped: float rounding makes an identical item score 1.0000001.
+        [Match(str(i), min(max(float(s), -1.0), 1.0), catalog.fields(catalog.row(str(i))), source) for s, i in zip(srow, irow)]
         for srow, irow in zip(scores, ids)
     ]
-
 
 
 __all__ = ["Engine", "EngineError", "ItemFilter", "Match", "EncodedItems"]

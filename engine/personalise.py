@@ -1,17 +1,36 @@
 """Personalised recommendation: candidates from the index, ordered by a trained model.
 
 A `Personaliser` is built from what it reads: the vector index, the catalog (for
-item fields and membership), the `RecommendConfig` and, once `Engine.fit` ran, a
-`TrainedModel`. For a request it gathers candidates from two places, the FAISS
-neighbours of the visitor's most recent items (each weighted by recency) and the
-model's own top items, and the model orders them. Which path serves a request:
+item fields and membership), the `RecommendConfig`, once `Engine.fit` ran a
+`TrainedModel`, and the events recorded since (`EventLog`). A user's history is
+their training history, then their recorded events, then any `history=` passed in.
+For a request it gathers candidates from two places, the FAISS neighbours of the
+visitor's most recent items (each weighted by recency) and the model's own top
+items, and the model orders them. Which path serves a request:
 
 * a user the model was trained on -> the model ranks (`Match.source` = model name);
-* an anonymous history, with a model that scores sessions natively
-  (GRU4Rec, SASRec, the autoencoders, the RBM) -> the model ranks the history;
+* a history (anonymous, or a user known only by recorded events), with a model that
+  scores sessions natively (GRU4Rec, SASRec, the autoencoders, the RBM) -> the
+  model ranks the history;
 * any other history, or no trained model -> content similarity to the history
   (`source="content"`);
 * no history at all -> popularity in the training log (`source="popularity"`).
+
+What `Match.score` means, by source (one scale per source):
+
+* a model name: the share, in [0, 1], of a fixed reference sample of the model's
+  items (`TrainedModel.reference_rows`, up to 1,000) that the model scores below
+  this item for this user or history, ties counting half: 0.97 means the model
+  prefers it to 97% of the catalogue. The raw model score decides the order; the
+  share never reverses it.
+* "content": the cosine similarity, in [-1, 1], of the item to the history item
+  that led to it (`because`), times `recency_decay ** j` for the j-th newest
+  distinct history item (1.0 for the newest).
+* "popularity": `1 - rank / n`, in (0, 1], where rank 0 is the item with the most
+  events in the training log and n the number of items with any.
+
+Items added to the catalog after the fit have no row in the model: they follow
+the model's items with their content score (`source="content"`).
 
 Every candidate carries `because`: the history item whose content is nearest to it.
 """
@@ -31,31 +50,39 @@ from index import IdFilter, VectorIndex
 
 from .catalog import Catalog
 from .config import RecommendConfig
+from .events import EventLog
 from .filters import ItemFilter, as_filter
 from .results import Match
-from .trained import TrainedModel
+from .tables import clean_id
+from .trained import TrainedModel, share_below
 
 # A candidate: (item id, score, the history item that led to it or None).
 Candidate = tuple[str, float, "str | None"]
 
 
 class Personaliser:
-    """Answers `recommend` requests from an index, a catalog, a config and (optionally) a trained model.
+    """Answers `recommend` requests from an index, a catalog, a config and (optionally) a trained model and events.
 
     Cheap to build: it only keeps references, so the engine makes one for the state it serves.
 
     Example:
-        >>> p = Personaliser(engine.index, engine.catalog, RecommendConfig(), trained)  # doctest: +SKIP
-        >>> p.recommend("user-42", k=5)                                                 # doctest: +SKIP
+        >>> p = Personaliser(engine.index, engine.catalog, RecommendConfig(), trained, engine.events)  # doctest: +SKIP
+        >>> p.recommend("user-42", k=5)                                                               # doctest: +SKIP
     """
 
     def __init__(
-        self, index: VectorIndex, catalog: Catalog, config: RecommendConfig, trained: TrainedModel | None = None
+        self,
+        index: VectorIndex,
+        catalog: Catalog,
+        config: RecommendConfig,
+        trained: TrainedModel | None = None,
+        events: EventLog | None = None,
     ) -> None:
         self.index = index
         self.catalog = catalog
         self.config = config
         self.trained = trained
+        self.events = events if events is not None else EventLog()
 
     def recommend(
         self,
@@ -67,32 +94,45 @@ class Personaliser:
         exclude_seen: bool = True,
         strict: bool = False,
     ) -> list[Match]:
-        """See `Engine.recommend`."""
+        """See `Engine.recommend`; user ids and history ids are looked up by `clean_id` (42 finds "42")."""
         check_k(k)
+        user = clean_id(user_id, "user id") if user_id is not None else None
+        given = self.check_history(history)
+        recorded = self.recorded(user)
         if self.trained is None:
-            if user_id is not None or history is None:
-                raise NotFittedError("no personalisation model: call engine.fit(interactions) first")
-            hist = [i for i in self.check_history(history) if i in self.index]
+            if (user is not None and not recorded) or (user is None and history is None):
+                who = "" if user is None else f" and no recorded events for user {user!r}"
+                raise NotFittedError(f"no personalisation model{who}: call engine.fit(interactions) first")
+            hist = [i for i in recorded + given if i in self.index]
             id_filter = as_filter(filter).to_id_filter(self.catalog, also_exclude=set(hist) if exclude_seen else ())
             return self._matches(_best(self.content_candidates(hist, id_filter), k), "content")
         _serve_on_one_torch_thread()
-        return self._recommend(self.trained, user_id, history, k, filter, exclude_seen, strict)
+        return self._recommend(self.trained, user, recorded + given, k, filter, exclude_seen, strict)
+
+    def recorded(self, user: str | None) -> list[str]:
+        """The user's recorded events (oldest first) whose items are still in the catalog; [] for none."""
+        if user is None:
+            return []
+        return [i for i in self.events.history_of(user) if i in self.catalog]
 
     def _recommend(
         self,
         trained: TrainedModel,
-        user_id: str | None,
-        history: Sequence[str] | None,
+        user: str | None,
+        later: list[str],
         k: int,
         filter: ItemFilter | None,
         exclude_seen: bool,
         strict: bool,
     ) -> list[Match]:
         model, config = trained.model, self.config
-        row = trained.user_row(user_id)
-        if user_id is not None and row is None and strict:
-            raise UnknownUserError(f"user {user_id!r} is not in the training log ({len(trained.user_ids):,} users)")
-        hist = (trained.history_of(user_id) if row is not None else []) + self.check_history(history)
+        row = trained.user_row(user)
+        if user is not None and row is None and strict and user not in self.events:
+            raise UnknownUserError(
+                f"user {user!r} is not in the training log ({len(trained.user_ids):,} users) "
+                f"nor in the recorded events ({len(self.events):,} events)"
+            )
+        hist = (trained.history_of(user) if row is not None else []) + later
         id_filter = as_filter(filter).to_id_filter(self.catalog, also_exclude=set(hist) if exclude_seen else ())
         indexed = [i for i in hist if i in self.index]
         if not indexed and row is None:
@@ -114,12 +154,20 @@ class Personaliser:
         for item_id in self.model_candidates(scorer, best, id_filter, config.model_candidates):
             pool.setdefault(item_id, (-np.inf, None))
         in_model = [i for i in pool if trained.item_row(i) is not None]
-        scores = scorer(np.array([trained.item_row(i) for i in in_model], dtype=np.int64)) if in_model else []
-        ranked = sorted(zip(in_model, scores), key=lambda t: -t[1])[:k]
+        ranked: list[tuple[str, float]] = []
+        if in_model:
+            # One scoring call for the candidates and the reference sample that puts them on [0, 1].
+            rows = np.array([trained.item_row(i) for i in in_model], dtype=np.int64)
+            raw = np.asarray(scorer(np.concatenate([rows, trained.reference_rows])), dtype=np.float32)
+            scores, reference = raw[: len(rows)], raw[len(rows) :]
+            order = sorted(range(len(in_model)), key=lambda j: -scores[j])[:k]  # the raw score decides
+            shares = share_below(scores[order], reference)
+            ranked = [(in_model[j], float(share)) for j, share in zip(order, shares)]
         # Items added after fit() have no row in the model: they follow, by content score.
         newer = sorted((i for i in pool if trained.item_row(i) is None), key=lambda i: -pool[i][0])
-        chosen = [(i, float(s), pool[i][1]) for i, s in ranked] + [(i, pool[i][0], pool[i][1]) for i in newer]
+        chosen = [(i, s, pool[i][1]) for i, s in ranked] + [(i, pool[i][0], pool[i][1]) for i in newer]
         chosen = chosen[:k]
+        n_model = len(ranked)
         if model.explains and session_rows:
             # Attention says which past items the model looked at; weigh each one's
             # content similarity to a candidate by it (SASRec).
@@ -129,7 +177,7 @@ class Personaliser:
         else:
             because = self.nearest_history([i for i, _, b in chosen if b is None], indexed[-config.recent_items :])
             out = [(i, s, b if b is not None else because.get(i)) for i, s, b in chosen]
-        return self._matches(out, model.name)
+        return self._matches(out[:n_model], model.name) + self._matches(out[n_model:], "content")
 
     # ----- candidate sources --------------------------------------------------
     def content_candidates(self, history: Sequence[str], id_filter: IdFilter) -> dict[str, tuple[float, str | None]]:
@@ -206,18 +254,19 @@ class Personaliser:
             sims = (sims + 1.0) * weights[keep][None, :]  # shift cosines to >= 0 so weights rank them
         return {i: recent[int(j)] for i, j in zip(items, sims.argmax(axis=1))}
 
-    def check_history(self, history: Sequence[str] | None) -> list[str]:
-        """The history as a list; a lone string or an id outside the catalog is an error naming it."""
+    def check_history(self, history: Sequence[str | int] | None) -> list[str]:
+        """The history as a list of ids (`clean_id`: 7 -> "7"); a lone string or an unknown id is an error naming it."""
         if history is None:
             return []
-        if isinstance(history, str):
+        if isinstance(history, (str, bytes)):
             raise InvalidArgumentError(f"history must be a list of item ids, got the string {history!r}")
-        for item_id in history:
+        out = [clean_id(i, "history item id") for i in history]
+        for item_id in out:
             if item_id not in self.catalog:
                 raise UnknownItemError(
                     f"history item {item_id!r} is not in the catalog ({len(self.catalog):,} items)"
                 )
-        return list(history)
+        return out
 
     def _matches(self, rows: list[Candidate], source: str) -> list[Match]:
         catalog = self.catalog

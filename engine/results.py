@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -46,3 +46,35 @@ class Skipped:
 
     item_id: str
     reason: str
+
+
+@dataclass(frozen=True)
+class Upserted:
+    """What `Engine.upsert` did, ids in the order the items were given.
+
+    Attributes:
+        added: ids that were new to the catalog.
+        updated: ids already in the catalog whose row changed (fields or content); their
+            fields were replaced.
+        reencoded: the updated ids whose content (text, image bytes) changed and that got a
+            new vector; an update of other fields (price, stock, ...) keeps the vector.
+        skipped: upserted items that could not be encoded, and why (they have no vector now).
+
+    Example:
+        >>> Upserted(added=("sku-9",), updated=("sku-1",)).to_dict()["updated"]
+        ['sku-1']
+    """
+
+    added: tuple[str, ...] = ()
+    updated: tuple[str, ...] = ()
+    reencoded: tuple[str, ...] = ()
+    skipped: tuple[Skipped, ...] = ()
+
+    def to_dict(self) -> dict[str, list]:
+        """Plain lists, JSON-ready: skipped items as {"item_id", "reason"}."""
+        return {
+            "added": list(self.added),
+            "updated": list(self.updated),
+            "reencoded": list(self.reencoded),
+            "skipped": [asdict(s) for s in self.skipped],
+        }

@@ -3,14 +3,21 @@
 Layout of a version (see `core.folders` for the versions and `core.persistence`
 for how they are published): `manifest.json` (format version, library versions,
 config, parts, every file's size and digest), `catalog.parquet`, `hashes.parquet`,
-`skipped.json`, `index/` and, once trained, `personaliser/`. Nothing is ever
-unpickled. Loading checks what must hold across the parts: unique ids, every
-indexed, hashed or skipped item in the catalog, finite vectors.
+`skipped.json`, `index/`, once trained `personaliser/`, and once events were
+recorded `events.parquet`. Nothing is ever unpickled. Loading checks what must hold
+across the parts: unique ids, every indexed, hashed or skipped item in the catalog,
+finite vectors.
+
+A folder holds no absolute path, so it can be moved with its catalog and served by
+another user: the catalog's folder is stored relative to the model folder and
+resolved against the model folder's real location on load, image paths relative to
+the catalog's folder (folders of earlier releases, with absolute paths, still load).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,11 +25,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.errors import EngineError
 from core.persistence import ENGINE_KIND, DamagedModelError, atomic_dir, load_folder, write_manifest
 from index import VectorIndex, load_index
 
-from .catalog import Catalog
+from .catalog import Catalog, CatalogColumns
 from .config import EngineConfig
+from .events import COLUMNS as EVENT_COLUMNS
+from .events import EventLog
 from .results import Skipped
 from .state import EngineState
 from .trained import TrainedModel
@@ -37,22 +47,29 @@ def save_engine(path: str | Path, config: EngineConfig, state: EngineState) -> N
     Raises:
         ModelFolderError: `path` is a file or a folder holding what this library did not write.
     """
+    catalog = state.catalog
     with atomic_dir(path) as tmp:
-        state.catalog.to_parquet(tmp / "catalog.parquet")  # mixed-type columns keep their types
+        catalog.to_parquet(tmp / "catalog.parquet")  # mixed-type columns keep their types; image paths relative
         hashes = state.hashes
         pd.DataFrame({"id": list(hashes), "hash": list(hashes.values())}).to_parquet(tmp / "hashes.parquet")
-        (tmp / "skipped.json").write_text(json.dumps([[s.item_id, s.reason] for s in state.skipped]))
+        base = str(catalog.base_dir)
+        reasons = [[s.item_id, s.reason.replace(os.path.join(base, ""), "").replace(base, ".")] for s in state.skipped]
+        (tmp / "skipped.json").write_text(json.dumps(reasons))
         state.index.save(tmp / "index")
         parts = ["catalog.parquet", "hashes.parquet", "skipped.json", "index"]
         if state.trained is not None:
             state.trained.save(tmp / "personaliser")
             parts.append("personaliser")
+        if len(state.events):
+            state.events.frame.to_parquet(tmp / "events.parquet", index=False)
+            parts.append("events.parquet")
         write_manifest(
             tmp,
             ENGINE_KIND,
             config=config.to_dict(),
-            catalog_base_dir=str(state.catalog.base_dir),
-            catalog_allow_outside=state.catalog.allow_outside,
+            catalog_base_dir=os.path.relpath(catalog.base_dir, os.path.realpath(path)),  # no absolute path inside
+            catalog_columns=catalog.columns.to_dict(),
+            catalog_allow_outside=catalog.allow_outside,
             n_items=len(state.catalog),
             n_indexed=len(state.index),
             parts=parts,
@@ -82,8 +99,14 @@ def _read_engine(folder: Path, manifest: Mapping[str, Any], source: str) -> tupl
     base_dir, parts = manifest.get("catalog_base_dir"), manifest.get("parts")
     if not isinstance(base_dir, str) or not isinstance(parts, list):
         raise DamagedModelError(f"'{where}' needs 'catalog_base_dir' (text) and 'parts' (a list); got {base_dir!r}, {parts!r}")
+    try:
+        columns = CatalogColumns.from_dict(manifest.get("catalog_columns") or {})  # absent before columns were kept
+    except (TypeError, EngineError) as exc:
+        raise DamagedModelError(f"'{where}' holds catalog_columns this library cannot use: {exc}") from None
+    # Relative to the model folder's real location; an absolute one was written by an earlier release.
+    base = Path(os.path.normpath(os.path.join(os.path.realpath(source), base_dir)))
     catalog = Catalog.read_parquet(
-        folder / "catalog.parquet", Path(base_dir), source, allow_outside=manifest.get("catalog_allow_outside") is True
+        folder / "catalog.parquet", base, source, allow_outside=manifest.get("catalog_allow_outside") is True, columns=columns
     )
     hashes = pd.read_parquet(folder / "hashes.parquet")
     if not {"id", "hash"} <= set(hashes.columns):
@@ -91,9 +114,19 @@ def _read_engine(folder: Path, manifest: Mapping[str, Any], source: str) -> tupl
     skipped = [Skipped(str(i), str(r)) for i, r in _pairs(folder / "skipped.json")]
     trained = TrainedModel.load(folder / "personaliser") if "personaliser" in parts else None
     index = load_index(folder / "index")
-    state = EngineState(catalog, index, dict(zip(hashes["id"], hashes["hash"])), skipped, trained)
+    events = _events(folder / "events.parquet") if "events.parquet" in parts else EventLog()
+    state = EngineState(catalog, index, dict(zip(hashes["id"], hashes["hash"])), skipped, trained, events)
     _check_state(folder, manifest, state, list(hashes["id"]))
     return config, state
+
+
+def _events(path: Path) -> EventLog:
+    """events.parquet: the recorded events, with the columns `EventLog` keeps."""
+    frame = pd.read_parquet(path)
+    missing = [c for c in EVENT_COLUMNS if c not in frame.columns]
+    if missing:
+        raise DamagedModelError(f"'{path}' lacks column(s) {missing}; it has {', '.join(map(str, frame.columns))}")
+    return EventLog(frame.astype({"user_id": str, "item_id": str}))
 
 
 def _pairs(path: Path) -> list[list[Any]]:

@@ -1,29 +1,39 @@
-"""The shop's tables at the boundary: one safe reader for .csv/.jsonl/.parquet, and the id rule.
+"""The shop's tables at the boundary: one safe reader for .csv/.jsonl/.parquet, the id rule, the number rule.
 
 The catalog and the interaction log both come through here, so a file that is a
 folder, a FIFO, empty, not UTF-8, or has a repeated column or a broken line fails
 the same way (the caller's `EngineError` subclass, naming the file and the line),
-and an id is cleaned the same way in both: the catalog and the index never hold
-two spellings of one id.
+and an id is cleaned the same way in both, and at every lookup (`clean_id`): the
+catalog and the index never hold two spellings of one id, and `42` finds '42'.
+Number columns (price, stock) are stored as numbers whatever the file's format
+(`as_numbers`, `number_column`), and `write_parquet`/`read_parquet` give back every
+value with its type.
 """
 
 from __future__ import annotations
 
 import codecs
 import json
+import math
 import os
 import stat
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from core.errors import EngineError
+from core.errors import EngineError, InvalidArgumentError
 
 SUFFIXES = (".csv", ".jsonl", ".parquet")
+# Parquet metadata key listing the columns written as JSON text (mixed-type columns).
+JSON_COLUMNS_KEY = b"shopvec.json_columns"
+# Whole numbers up to this size are exact in a float64, so a float column can become an int one.
+_EXACT_INT = 2.0**53
 
 
 def read_table(path: str | Path, error: type[EngineError], what: str) -> pd.DataFrame:
@@ -63,6 +73,36 @@ def read_table(path: str | Path, error: type[EngineError], what: str) -> pd.Data
         raise error(f"cannot read {what} file '{path}' as {suffix}: {exc}") from None
     check_columns(frame, error, f"{what} '{path}'")
     return frame
+
+
+def records_frame(rows: list[Mapping[str, Any]], error: type[EngineError], what: str) -> pd.DataFrame:
+    """A table of dicts; a string that is not valid Unicode (a lone surrogate such as JSON's "\\ud800") is `error` naming it.
+
+    Example:
+        >>> from core.errors import CatalogError
+        >>> records_frame([{"id": "a"}], CatalogError, "catalog").columns.tolist()
+        ['id']
+    """
+    try:
+        return pd.DataFrame(rows)
+    except UnicodeEncodeError:
+        for i, row in enumerate(rows):
+            for key, value in row.items():
+                for text in (key, value):
+                    if isinstance(text, str) and not _is_utf8(text):
+                        raise error(
+                            f"{what}: row {i}, field {str(key)!r} holds {text!r}, which is not valid Unicode "
+                            "(a lone surrogate); send UTF-8 text"
+                        ) from None
+        raise
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def check_columns(frame: pd.DataFrame, error: type[EngineError], source: str) -> None:
@@ -115,6 +155,24 @@ def clean_ids(column: pd.Series, name: str, error: type[EngineError], source: st
             f"({int(hidden.sum())} such rows in all)"
         )
     return text.to_numpy(dtype=object)
+
+
+def clean_id(value: Any, what: str = "item id") -> str:
+    """One id given at lookup, cleaned by the rule `clean_ids` applies on reading: 42 -> '42', ' a ' -> 'a'.
+
+    Raises:
+        InvalidArgumentError: `value` is not a string or an integer (a float, a boolean, None, a list...).
+
+    Example:
+        >>> clean_id(42), clean_id(" sku-1 ")
+        ('42', 'sku-1')
+    """
+    if isinstance(value, str):
+        return value.strip()
+    if _id_type(value):
+        return str(int(value))
+    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+    raise InvalidArgumentError(f"{what} must be a string or an integer (42 means '42'), got {type(value).__name__} {shown}")
 
 
 def _id_type(value: Any) -> bool:
@@ -186,3 +244,114 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 _READERS: dict[str, Callable[[Path], pd.DataFrame]] = {".csv": _read_csv, ".jsonl": _read_jsonl, ".parquet": pd.read_parquet}
+
+
+# ----- numbers -------------------------------------------------------------------
+def as_numbers(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(float64 values, NaN where not a number; mask of empty cells). Booleans are not numbers.
+
+    Example:
+        >>> values, empty = as_numbers(pd.Series([" 2.50 ", "", 9, "x"]))
+        >>> values.tolist()[0], empty.tolist()
+        (2.5, [False, True, False, False])
+    """
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        values = column.astype("float64").to_numpy(dtype=np.float64, na_value=np.nan)
+        return values, np.isnan(values)
+    raw = column.to_numpy(dtype=object)
+    missing = np.fromiter((is_missing(v) or (isinstance(v, str) and not v.strip()) for v in raw), bool, len(raw))
+    text = pd.Series(["" if isinstance(v, (bool, np.bool_)) else str(v).strip() for v in raw], dtype=object)
+    return pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64), missing
+
+
+def number_column(values: np.ndarray, whole: bool) -> pd.Series:
+    """Checked numbers as a column: float64 (NaN when unknown), or nullable Int64 when `whole` and all are whole.
+
+    Example:
+        >>> number_column(np.array([3.0, np.nan]), whole=True).tolist()
+        [3, <NA>]
+    """
+    known = values[~np.isnan(values)]
+    if whole and np.all((known == np.floor(known)) & (np.abs(known) < _EXACT_INT)):
+        unknown = np.isnan(values)
+        return pd.Series(pd.arrays.IntegerArray(np.where(unknown, 0, values).astype(np.int64), unknown))
+    return pd.Series(values.astype(np.float64))
+
+
+def is_missing(value: Any) -> bool:
+    """None, NaN, pd.NA or pd.NaT: an empty cell."""
+    return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA or value is pd.NaT
+
+
+def plain(value: Any) -> Any:
+    """A table cell as a plain Python value (None when missing)."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if is_missing(value):
+        return None
+    return value.item() if isinstance(value, np.generic) else value
+
+
+# ----- image paths in a model folder -----------------------------------------------
+def relative_paths(paths: pd.Series, base: Path) -> list[Any]:
+    """Absolute image paths written relative to `base` ('' and relative ones as they are)."""
+    prefix = os.path.join(str(base), "")
+    return [
+        (v[len(prefix):] if v.startswith(prefix) else os.path.relpath(v, base)) if isinstance(v, str) and os.path.isabs(v) else v
+        for v in paths.tolist()
+    ]
+
+
+def resolved_paths(paths: pd.Series, base: Path) -> list[Any]:
+    """Image paths read from a model folder, resolved against the catalog's folder (absolute ones, from older folders, kept)."""
+    root = str(base)
+    return [
+        os.path.normpath(os.path.join(root, v)) if isinstance(v, str) and v and not os.path.isabs(v) else v
+        for v in paths.tolist()
+    ]
+
+
+# ----- typed parquet -----------------------------------------------------------------
+def write_parquet(frame: pd.DataFrame, path: str | Path) -> None:
+    """Write a table so `read_parquet` gives back every value with its type.
+
+    Columns of one type are stored natively; an object column holding anything but
+    text (ints beside strings, lists, dicts, booleans) is stored as JSON text and listed
+    in the file's metadata, so `1` comes back as `1` and `"1"` as `"1"`. Values JSON
+    cannot hold (dates, decimals inside such a column) are stored as their text.
+
+    Example:
+        >>> write_parquet(catalog.frame, "models/sample/catalog.parquet")  # doctest: +SKIP
+    """
+    frame = frame.copy()
+    as_json = [c for c in frame.columns if frame[c].dtype == object and not _all_text(frame[c])]
+    for name in as_json:
+        frame[name] = [json.dumps(v, default=_jsonable) for v in frame[name]]
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    metadata = {**(table.schema.metadata or {}), JSON_COLUMNS_KEY: json.dumps(as_json).encode()}
+    pq.write_table(table.replace_schema_metadata(metadata), str(path))
+
+
+def read_parquet(path: str | Path) -> pd.DataFrame:
+    """Read a table written by `write_parquet`; pyarrow's errors come as they are (OSError, ValueError...)."""
+    table = pq.read_table(str(path))
+    as_json = json.loads((table.schema.metadata or {}).get(JSON_COLUMNS_KEY, b"[]"))
+    frame = table.to_pandas()
+    for name in as_json:
+        frame[name] = pd.Series([None if v is None else json.loads(v) for v in frame[name]], index=frame.index, dtype=object)
+    return frame
+
+
+def _all_text(column: pd.Series) -> bool:
+    return all(isinstance(v, str) or is_missing(v) for v in column)
+
+
+def _jsonable(value: Any) -> Any:
+    """A JSON stand-in for NumPy and pandas values; text for anything else."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if value is pd.NA or value is pd.NaT:
+        return None
+    return str(value)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,11 +36,12 @@ from core.checks import check_k
 from core.errors import InvalidArgumentError
 from core.ranking import top_k
 from recommenders.base import Recommender
-from recommenders.metrics import rank_users, ranking_metrics
+from recommenders.metrics import per_user_metrics, rank_users, ranking_metrics
 from recommenders.registry import create_model, model_class
 from recommenders.splits import Split
 
 _BATCH = 512  # users scored at once by the sampled protocol
+CUTOFFS = (1, 5, 10, 20, 50)  # the NDCG@K curve the full-ranking protocols also keep, per user
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,8 @@ class Metrics:
         n_users: users evaluated.
         users: the evaluated user rows, ascending (same for every model on a split).
         user_ndcg: each evaluated user's NDCG@k, aligned with `users` (for paired tests).
+        user_ndcg_at: cut-off K -> each evaluated user's NDCG@K, aligned with `users` (the NDCG@K
+            curve; full-ranking protocols only). Its entry at `k` equals `user_ndcg`.
     """
 
     protocol: str
@@ -70,9 +73,19 @@ class Metrics:
     n_users: int
     users: np.ndarray | None = field(default=None, repr=False, compare=False)
     user_ndcg: np.ndarray | None = field(default=None, repr=False, compare=False)
+    user_ndcg_at: dict[int, np.ndarray] | None = field(default=None, repr=False, compare=False)
+
+    def ndcg_at(self) -> dict[int, float]:
+        """The NDCG@K curve: cut-off -> NDCG averaged over the users ({} when not kept).
+
+        Example:
+            >>> evaluate_full(model, split).ndcg_at()   # doctest: +SKIP
+            {1: 0.14, 5: 0.13, 10: 0.15, 20: 0.19, 50: 0.26}
+        """
+        return {c: float(v.mean()) if len(v) else 0.0 for c, v in (self.user_ndcg_at or {}).items()}
 
     def as_dict(self) -> dict[str, float]:
-        """Metric names ('hr@10', 'ndcg@10', ...) to values."""
+        """Metric names ('hr@10', 'ndcg@10', ...) to values; then NDCG at the curve's other cut-offs."""
         k = self.k
         return {
             f"hr@{k}": self.hr,
@@ -81,17 +94,21 @@ class Metrics:
             "mrr": self.mrr,
             "coverage": self.coverage,
             "users": float(self.n_users),
+            **{f"ndcg@{c}": v for c, v in self.ndcg_at().items() if c != k},
         }
 
 
-def evaluate_full(model: Recommender, split: Split, k: int = 10, served: bool = True) -> Metrics:
+def evaluate_full(
+    model: Recommender, split: Split, k: int = 10, served: bool = True, cutoffs: Sequence[int] = CUTOFFS
+) -> Metrics:
     """Full-catalogue ranking of each test user's held-out items.
 
     Users need at least one train and one test interaction. Each user's train and
     validation items are masked (never recommended again); the relevant items are
     the user's test items, less any already masked (a re-consumed item cannot be
     hit once seen items are masked; users left with none are skipped). `served`:
-    score users as the engine serves them (see `scorer_for`).
+    score users as the engine serves them (see `scorer_for`). `cutoffs`: the K of
+    the per-user NDCG@K curve kept in `Metrics.user_ndcg_at` (from the same scores).
 
     Example:
         >>> evaluate_full(model, split, k=10).as_dict()["ndcg@10"]   # doctest: +SKIP
@@ -100,7 +117,7 @@ def evaluate_full(model: Recommender, split: Split, k: int = 10, served: bool = 
     seen = split.seen().csr()
     relevant = _minus(split.test.csr(), seen)
     users = np.intersect1d(split.train.active_users(), _rows_with_entries(relevant))
-    return _rank_full(scorer_for(model, split, served), users, seen, relevant, k, "full")
+    return _rank_full(scorer_for(model, split, served), users, seen, relevant, k, "full", cutoffs)
 
 
 def scorer_for(model: Recommender, split: Split, served: bool = True) -> Callable[[np.ndarray], np.ndarray]:
@@ -341,7 +358,7 @@ def tune(
         start = time.perf_counter()
         model.fit(split.train, split.validation, item_features if model.uses_item_features else None)
         seconds = time.perf_counter() - start
-        score = evaluate_full(model, selection, k).ndcg
+        score = evaluate_full(model, selection, k, cutoffs=()).ndcg
         table.append({**config, f"val_ndcg@{k}": score, "seconds": seconds})
     best = max(range(len(table)), key=lambda r: table[r][f"val_ndcg@{k}"])
     return TuningResult({n: table[best][n] for n in names}, table[best][f"val_ndcg@{k}"], table)
@@ -355,12 +372,30 @@ def _rank_full(
     relevant: sp.csr_matrix,
     k: int,
     protocol: str,
+    cutoffs: Sequence[int] = CUTOFFS,
 ) -> Metrics:
-    """Rank all items for `users` by `score`, `seen` masked, against each user's `relevant` row."""
-    per_user, shown = rank_users(score, users, seen, relevant, k)
+    """Rank all items for `users` by `score`, `seen` masked, against each user's `relevant` row.
+
+    The NDCG@K curve is measured on the very scores `rank_users` ranks (masked the same
+    way), so its value at `k` is the user's NDCG@k to the last bit.
+    """
+    for c in cutoffs:
+        check_k(c)
+    curve: list[np.ndarray] = [np.zeros((len(cutoffs), 0))]
+
+    def observed(batch: np.ndarray) -> np.ndarray:
+        scores = score(batch)
+        masked = np.array(scores, dtype=np.float32, copy=True)
+        masked[seen[batch].nonzero()] = -np.inf
+        rel = [relevant[u].indices for u in batch]
+        curve.append(np.stack([per_user_metrics(masked, rel, c)[f"ndcg@{c}"] for c in cutoffs]))
+        return scores
+
+    per_user, shown = rank_users(observed if cutoffs else score, users, seen, relevant, k)
     totals = np.stack(list(per_user.values())).sum(axis=1)
     summary = _metrics(protocol, k, totals, len(users), float(shown.mean()) if shown.size else 0.0)
-    return dataclasses.replace(summary, users=np.asarray(users), user_ndcg=per_user[f"ndcg@{k}"])
+    at = dict(zip(cutoffs, np.concatenate(curve, axis=1))) if cutoffs else None
+    return dataclasses.replace(summary, users=np.asarray(users), user_ndcg=per_user[f"ndcg@{k}"], user_ndcg_at=at)
 
 
 def _metrics(protocol: str, k: int, totals: np.ndarray, n_users: int, coverage: float) -> Metrics:
@@ -389,6 +424,7 @@ def time_fit(
 
 
 __all__ = [
+    "CUTOFFS",
     "ColdStartResult",
     "Metrics",
     "TuningResult",

@@ -1,12 +1,19 @@
-"""The comparison as a Markdown table: one row per model, the users row, the bootstrap table, the winners."""
+"""The comparison as a Markdown table: one row per model, the users row, the bootstrap table, the winners;
+and each model's NDCG@K curve with bootstrap intervals (the numbers `evaluation.plots` draws)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
+
+from core.errors import InvalidArgumentError
 
 from .comparison import Comparison, ModelResult
 from .protocols import Metrics
+from .statistics import paired_bootstrap
 
 
 def format_comparison(comparison: Comparison) -> str:
@@ -75,6 +82,98 @@ def format_comparison(comparison: Comparison) -> str:
         if best is not None:
             score = comparison.models[best].splits[split].validation.ndcg
             lines.append(f"Validation winner ({split}, excluding {excluded}): {best} (NDCG@{k} {score:.4f})")
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class NdcgCurve:
+    """One model's test NDCG@K curve on one split, with 95% bootstrap intervals.
+
+    Attributes:
+        model: registry name.
+        split: 'temporal' or 'leave-last-out'.
+        cutoffs: the K values.
+        ndcg: mean NDCG@K over the test users, per cut-off.
+        low, high: 95% percentile-bootstrap interval of that mean (users resampled; the same
+            resamples for every model of the split, so the bands are paired).
+        baseline: the model the differences are taken against, or None.
+        diff, diff_low, diff_high: NDCG@K minus the baseline's over the same users, with its 95%
+            paired-bootstrap interval (`evaluation.statistics.paired_bootstrap`); None for the
+            baseline itself or without one.
+        n_users: test users averaged over.
+    """
+
+    model: str
+    split: str
+    cutoffs: tuple[int, ...]
+    ndcg: tuple[float, ...]
+    low: tuple[float, ...]
+    high: tuple[float, ...]
+    baseline: str | None = None
+    diff: tuple[float, ...] | None = None
+    diff_low: tuple[float, ...] | None = None
+    diff_high: tuple[float, ...] | None = None
+    n_users: int = 0
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> NdcgCurve:
+        """Rebuild from `dataclasses.asdict` output read back from JSON (lists become tuples)."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+def ndcg_curves(
+    comparison: Comparison, split: str | None = None, baseline: str = "popularity", n_resamples: int = 10_000
+) -> list[NdcgCurve]:
+    """Each model's test NDCG@K curve on `split` (default: primary) with 95% bootstrap bands.
+
+    Needs the per-user NDCG@K that `evaluate_full` keeps (`Metrics.user_ndcg_at`); models
+    without a test on `split` are left out. The bootstrap uses the comparison's seed, so the
+    difference interval at K = k is the one `Comparison.versus` prints.
+
+    Example:
+        >>> [c.model for c in ndcg_curves(comparison, "temporal")]   # doctest: +SKIP
+        ['itemknn', 'popularity']
+    """
+    split = split or comparison.config.primary
+    seed = comparison.config.seed
+    tests = {n: r.splits[split].test for n, r in comparison.models.items() if split in r.splits}
+    tests = {n: t for n, t in tests.items() if t is not None and t.user_ndcg_at and t.n_users}
+    reference = tests.get(baseline)
+    curves = []
+    for name, test in tests.items():
+        at = test.user_ndcg_at or {}
+        cutoffs = tuple(sorted(at))
+        # paired_bootstrap against zeros is the plain bootstrap of the mean, with the same resamples for every model
+        mean, low, high = zip(*(paired_bootstrap(at[c], np.zeros_like(at[c]), n_resamples, seed) for c in cutoffs))
+        versus: dict[str, Any] = {}
+        if reference is not None and name != baseline:
+            if not np.array_equal(test.users, reference.users):
+                raise InvalidArgumentError(f"{name} and {baseline} were evaluated on different users of {split}")
+            base = reference.user_ndcg_at or {}
+            diff = zip(*(paired_bootstrap(at[c], base[c], n_resamples, seed) for c in cutoffs))
+            versus = dict(zip(("diff", "diff_low", "diff_high"), diff))
+        curves.append(NdcgCurve(name, split, cutoffs, mean, low, high, baseline if reference is not None else None,
+                                n_users=test.n_users, **versus))
+    return curves
+
+
+def format_ndcg_curves(curves: Sequence[NdcgCurve]) -> str:
+    """A Markdown table per split: test NDCG@K per model and cut-off, with its 95% bootstrap interval.
+
+    Example:
+        >>> print(format_ndcg_curves(ndcg_curves(comparison)))   # doctest: +SKIP
+    """
+    lines: list[str] = []
+    for split in dict.fromkeys(c.split for c in curves):
+        here = [c for c in curves if c.split == split]
+        cutoffs = here[0].cutoffs
+        lines += [f"Test NDCG@K on {split} ({here[0].n_users} users), 95% bootstrap interval:", "",
+                  "| model | " + " | ".join(f"NDCG@{k}" for k in cutoffs) + " |",
+                  "| --- |" + " ---: |" * len(cutoffs)]
+        for c in here:
+            cells = [f"{m:.4f} [{lo:.4f}, {hi:.4f}]" for m, lo, hi in zip(c.ndcg, c.low, c.high)]
+            lines.append(f"| {c.model} | " + " | ".join(cells) + " |")
+        lines.append("")
     return "\n".join(lines)
 
 

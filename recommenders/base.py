@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -37,6 +38,8 @@ from .training import TrainingLog, progress, seed_everything
 
 if TYPE_CHECKING:
     from torch import nn
+
+logger = logging.getLogger(__name__)
 
 WEIGHTS = "weights.safetensors"
 # Early stopping ranks at most this many validation users (a fixed sample), for speed.
@@ -129,13 +132,14 @@ class Recommender(ABC):
         validation users that have training interactions (users the model never saw
         are all scored alike from its prior, and would blur the signal); after
         `config.patience` epochs without a better score training stops, and the best
-        epoch's state (`_snapshot`) is put back (`_restore`). Fills `self.training`.
+        epoch's state (`_snapshot`) is put back (`_restore`). Fills `self.training` and
+        logs (INFO) which epoch was kept, e.g. "neumf: kept epoch 8 of 12 (validation NDCG@10 0.1530)".
         """
         cfg = self.config
         if validation is not None:
             validation = validation.subset(np.isin(validation.users, train.active_users()))
         validated = validation is not None and len(validation) > 0
-        log = self.training = TrainingLog()
+        log = self.training = TrainingLog(epochs_planned=cfg.epochs)
         best, best_state, bad = -np.inf, None, 0
         bar = progress(range(cfg.epochs), desc=self.name, enabled=cfg.show_progress)
         for epoch in bar:
@@ -165,6 +169,7 @@ class Recommender(ABC):
         log.seconds_per_epoch = sum(r["seconds"] for r in log.records) / max(log.epochs_trained, 1)
         if best_state is not None:
             self._restore(best_state)
+        logger.info("%s: %s", self.name, log.summary())
 
     def _monitor(self, train: InteractionData, validation: InteractionData, stop_on: str) -> tuple[str, float, float]:
         """The validation metric early stopping reads: (its name, its value, a score where higher is better).

@@ -25,17 +25,38 @@ class TrainingLog:
         seconds_per_epoch: mean time of an epoch's training step, validation excluded.
         records: per epoch: "seconds", "loss" (when the model reports one) and, when
             validated, "ndcg@10" or "rmse".
+        epochs_planned: `config.epochs`; more than `epochs_trained` when training stopped early.
 
     Example:
-        >>> log = TrainingLog()
-        >>> log.epochs_trained, log.best_epoch
-        (0, -1)
+        >>> log = TrainingLog(epochs_trained=3, best_epoch=1, records=[{}, {"ndcg@10": 0.25}, {"ndcg@10": 0.2}])
+        >>> log.summary()
+        'kept epoch 2 of 3 (validation NDCG@10 0.2500)'
     """
 
     epochs_trained: int = 0
     best_epoch: int = -1
     seconds_per_epoch: float = 0.0
     records: list[dict[str, float]] = dataclasses.field(default_factory=list)
+    epochs_planned: int = 0
+
+    def summary(self) -> str:
+        """Which epoch's weights the model kept, in words (epochs counted from 1).
+
+        Example:
+            >>> TrainingLog().summary()
+            'fitted in one step (no epochs)'
+        """
+        if self.epochs_trained == 0:
+            return "fitted in one step (no epochs)"
+        early = (
+            f"; stopped early, {self.epochs_planned} planned" if self.epochs_trained < self.epochs_planned else ""
+        )
+        if self.best_epoch < 0 or self.best_epoch >= len(self.records):
+            return f"kept the last epoch, {self.epochs_trained} of {self.epochs_trained} (nothing validated){early}"
+        record = self.records[self.best_epoch]
+        metric = next((m for m in ("ndcg@10", "rmse") if m in record), None)
+        value = f" (validation {metric.upper()} {record[metric]:.4f})" if metric is not None else ""
+        return f"kept epoch {self.best_epoch + 1} of {self.epochs_trained}{value}{early}"
 
 
 def seed_everything(seed: int) -> None:

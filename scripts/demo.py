@@ -1,94 +1,114 @@
-"""The main job on the sample catalog: index it, query it, personalise it.
+"""The main job on the sample catalog, as the `shopvec` commands you would type: index, query, personalise.
 
     python scripts/demo.py                  # writes models/sample
     python scripts/demo.py --model sasrec   # another personalisation model
 
-1. indexes sample_catalog/items.csv (re-runs reuse unchanged items),
-2. prints similar items for a few products, a text query and an image query,
-3. trains the re-ranker on the simulated log sample_catalog/interactions.csv and
-   prints recommendations for two users with contrasting tastes.
+1. `shopvec index` sample_catalog/items.csv (re-runs reuse unchanged items),
+2. `shopvec query` for similar items, a text query and an image query,
+3. `shopvec fit` on the simulated log sample_catalog/interactions.csv, then recommendations
+   for two users with contrasting tastes and for an anonymous visitor,
+4. prints how to query the model and start the service on it, runnable as pasted.
+
+Each step prints the command it runs, then runs it in this process.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
+import shlex
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
-from PIL import Image, ImageOps
 
+from cli.common import report_error, shopvec_command, shown_path
+from cli.main import main as shopvec
 from core.errors import EngineError
-from encoders.imageio import load_image
-from engine import Interactions
-from engine.display import format_matches, quiet_model_loading
-from engine.indexing import index_catalog
 
 HERE = Path(__file__).resolve().parents[1] / "sample_catalog"
+SIMILAR_EXAMPLES = ("food-red-apple", "clothing-t-shirt", "vehicles-bicycle")
+TEXT_EXAMPLE = "something warm to drink"
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--catalog", default=str(HERE / "items.csv"))
-    p.add_argument("--interactions", default=str(HERE / "interactions.csv"))
-    p.add_argument("--out", default="models/sample")
+    p.add_argument("--catalog", type=Path, default=HERE / "items.csv")
+    p.add_argument("--interactions", type=Path, default=HERE / "interactions.csv")
+    p.add_argument("--out", type=Path, default=Path("models/sample"))
     p.add_argument("--model", default=None, help="personalisation model (default: the engine's default)")
     p.add_argument("-k", type=int, default=5)
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
-    quiet_model_loading()
+    k = ["-k", str(args.k)]
+
+    if code := step("1. indexing the catalog", ["index", args.catalog, "--out", args.out]):
+        return code
     try:
-        return _run(args)
-    except (EngineError, OSError) as exc:  # OSError: a file cannot be read or the model written
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        from engine.engine import Engine
 
-
-def _run(args: argparse.Namespace) -> int:
-    print("== 1. indexing", args.catalog)
-    engine, report = index_catalog(args.catalog, args.out)
-    print(report.summary())
-
-    print("\n== 2. similar items")
-    for item_id in ("food-red-apple", "clothing-t-shirt", "vehicles-bicycle"):
-        if item_id in engine.catalog:
-            print(f"\nsimilar to {item_id}:")
-            print(format_matches(engine.similar(item_id, k=args.k)))
-    print('\ntext query "something warm to drink":')
-    print(format_matches(engine.search(text="something warm to drink", k=args.k)))
-    photo = engine.catalog.image_path(engine.catalog.row(engine.catalog.ids[0]))
+        catalog = Engine.load(args.out).catalog
+        users = contrasting_users(args.interactions)
+    except (EngineError, OSError, ValueError, KeyError) as exc:  # the model, or the log read by pandas
+        return report_error(exc)
+    examples = [i for i in SIMILAR_EXAMPLES if i in catalog] or list(catalog.ids[:1])
+    queries = [(f"2. items similar to {i}", ["query", args.out, "--similar", i, *k]) for i in examples]
+    queries.append(("2. a text query", ["query", args.out, "--text", TEXT_EXAMPLE, *k]))
+    photo = catalog.image_path(catalog.row(examples[0]))
     if photo is not None:
-        # A customer's photo: the product image mirrored and on a grey background.
-        img = ImageOps.mirror(load_image(photo, root=engine.catalog.image_root).convert("RGBA"))
-        customer = Image.new("RGBA", img.size, (200, 200, 200, 255))
-        customer.alpha_composite(img)
-        print(f"\nimage query (a mirrored photo of {engine.catalog.ids[0]}):")
-        print(format_matches(engine.search(image=customer.convert("RGB"), k=args.k)))
+        photo = Path(catalog.base_dir) / photo  # a relative path is relative to the catalog's folder
+        queries.append((f"2. an image query (the photo of {examples[0]})", ["query", args.out, "--image", photo, *k]))
+    fit = ["fit", args.out, "--events", args.interactions] + (["--model", args.model] if args.model else [])
+    queries.append(("3. personalisation: training on the SIMULATED log", fit))
+    for user, tastes in users:
+        queries.append((f"3. recommendations for {user}, who {tastes}", ["query", args.out, "--user", user, *k]))
+    history = ", ".join(examples[:2])
+    queries.append(("3. an anonymous visitor who viewed " + history, ["query", args.out, "--history", history, *k]))
+    for title, command in queries:
+        if code := step(title, command):
+            return code
 
-    print("\n== 3. personalisation on the SIMULATED log", args.interactions)
-    log = Interactions.from_file(args.interactions)
-    engine.fit(log, model=args.model)
-    engine.save(args.out)
-    tastes_path = Path(args.interactions).with_name(Path(args.interactions).stem + "_tastes.csv")
-    for user in _contrasting_users(tastes_path):
-        print(f"\nuser {user}: {_taste_line(tastes_path, user)}")
-        print(format_matches(engine.recommend(user, k=args.k)))
-    print(f"\nsaved to {args.out}; try: python scripts/query.py {args.out} --user user-0000")
+    print(next_steps(args.out, users[0][0] if users else "USER_ID"))
     return 0
 
 
-def _contrasting_users(tastes_path: Path) -> list[str]:
-    """Two simulated users whose favourite categories differ most."""
-    tastes = pd.read_csv(tastes_path).set_index("user_id")
+def next_steps(out: Path, user: str) -> str:
+    """How to query the model and start the service on it: commands runnable as pasted here."""
+    run, model = shopvec_command(), shown_path(out)
+    return "\n".join([
+        "\n== next: try it yourself (from this folder)",
+        "Query the model:",
+        f"  {run} query {model} --user {shlex.quote(user)}",
+        f"  {run} query {model} --text {shlex.quote('red shoes')}",
+        "Start the service (the web gallery, the HTTP API and its docs at /docs):",
+        f"  {run} serve {model}",
+        "  then open http://127.0.0.1:8000",
+    ])
+
+
+def step(title: str, command: list[str | Path]) -> int:
+    """Print a step's title and its `shopvec` command line, as typed here, then run it in this process."""
+    shown = " ".join(shown_path(a) if isinstance(a, Path) else shlex.quote(a) for a in command)
+    print(f"\n== {title}\n$ {shopvec_command()} {shown}", flush=True)
+    return shopvec([str(a) for a in command])
+
+
+def contrasting_users(log_path: Path) -> list[tuple[str, str]]:
+    """Two simulated users whose favourite categories differ most, with a line on their tastes.
+
+    Reads the simulator's `<log>_tastes.csv` beside the log; without it, the log's first user alone.
+    """
+    tastes_path = log_path.with_name(log_path.stem + "_tastes.csv")
+    if not tastes_path.exists():
+        first = pd.read_csv(log_path, usecols=["user_id"], dtype=str, nrows=1)["user_id"]
+        return [(str(first.iloc[0]), "is the log's first user")] if len(first) else []
+    tastes = pd.read_csv(tastes_path, dtype={"user_id": str}).set_index("user_id")
     first = tastes.index[0]
     overlap = (tastes * tastes.loc[first]).sum(axis=1)
-    return [first, str(overlap.idxmin())]
+    return [(str(user), taste_line(tastes.loc[user])) for user in (first, str(overlap.idxmin()))]
 
 
-def _taste_line(tastes_path: Path, user: str) -> str:
-    row = pd.read_csv(tastes_path).set_index("user_id").loc[user].sort_values(ascending=False)
-    return "likes " + ", ".join(f"{c} ({w:.0%})" for c, w in row.head(3).items() if w > 0.05)
+def taste_line(weights: pd.Series) -> str:
+    top = weights.sort_values(ascending=False).head(3)
+    return "likes " + ", ".join(f"{c} ({w:.0%})" for c, w in top.items() if w > 0.05)
 
 
 if __name__ == "__main__":

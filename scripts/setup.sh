@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Creates .venv (once) and installs the project with its test tools into it.
+# Creates .venv (once) and installs the project, its `shopvec` command and its test tools into it.
 # Safe to run again: an existing venv is reused and pip skips what is installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,4 +8,6 @@ PYTHON="${PYTHON:-$(command -v python3.11 || command -v python3)}"
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+# pip names each extra package index it cannot reach ("Location ... is ignored"): noise, not an error.
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]" \
+    2> >(grep -v "is ignored: it is neither a file nor a directory" >&2 || true)

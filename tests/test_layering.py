@@ -5,7 +5,9 @@ Layers, bottom to top (docs/architecture.md draws them):
     core                                  errors, checks, ranking, persistence, registry
     encoders | index | recommenders       libraries, each imports only core
     engine                                the facade: catalog, building, serving, personalising
-    evaluation                            protocols, comparisons, datasets (scripts and tests use it)
+    evaluation                            protocols, comparisons, datasets, plots (scripts and tests use it)
+    service                               the HTTP API and web gallery over an engine (never evaluation)
+    cli                                   the `shopvec` command: every sub-command, on top of everything
 
 Every import counts, deferred ones inside functions included.
 """
@@ -25,8 +27,10 @@ ALLOWED = {
     "recommenders": {"core", "recommenders"},
     "engine": {"core", "encoders", "index", "recommenders", "engine"},
     "evaluation": {"core", "encoders", "index", "recommenders", "engine", "evaluation"},
+    "service": {"core", "encoders", "index", "recommenders", "engine", "service"},
+    "cli": {"core", "encoders", "index", "recommenders", "engine", "evaluation", "service", "cli", "benchmarks"},
 }
-PRODUCT = ("core", "encoders", "index", "recommenders", "engine")
+PRODUCT = ("core", "encoders", "index", "recommenders", "engine", "service", "cli")
 MAX_LINES = 450
 
 

@@ -50,5 +50,5 @@ def test_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert demo.main(["--out", str(tmp_path / "model")]) == 0
     out = capsys.readouterr().out
     assert "indexed       : 489" in out and "similar to food-red-apple" in out
-    assert out.count("\nuser user-") == 2 and "because" in out
+    assert out.count("== 3. recommendations for user-") == 2 and "because" in out
     assert Engine.load(tmp_path / "model").trained is not None

@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import shlex
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -122,3 +124,29 @@ def test_scripts_turn_engine_errors_into_exit_code_2(
     assert "Traceback" not in out + err
     lines = [line for line in err.splitlines() if line.startswith("error: ")]
     assert lines and re.search(message, lines[-1]), err
+
+
+@pytest.mark.parametrize("where", ["repo", "elsewhere"])
+def test_demo_ends_with_commands_that_run_as_pasted(where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo's closing hint: the installed `shopvec`, as typed from the working directory, then the model folder."""
+    import service.server
+    from cli.main import build_parser, main
+
+    cwd = REPO if where == "repo" else tmp_path
+    monkeypatch.chdir(cwd)
+    text = load_script("demo").next_steps(REPO / "models" / "sample", "user-0000")
+    pasted = [argv for argv in map(shlex.split, text.splitlines()) if argv and argv[0].endswith("shopvec")]
+    commands = {argv[1]: argv for argv in pasted}
+    assert set(commands) == {"query", "serve"} and "open http://127.0.0.1:8000" in text
+    installed = Path(sys.executable).parent / "shopvec"
+    for argv in pasted:
+        assert Path(argv[0]).exists() and os.path.samefile(argv[0], installed), argv
+        assert (cwd / argv[2]).resolve() == REPO / "models" / "sample"
+    if where == "repo":  # relative to the repo root, as the README shows
+        assert commands["serve"][1:] == ["serve", "models/sample"]
+        assert commands["serve"][0] == os.path.relpath(installed, REPO)
+    queries = [build_parser().parse_args(argv[1:]) for argv in pasted if argv[1] == "query"]
+    assert [(q.user, q.text) for q in queries] == [("user-0000", None), (None, "red shoes")]
+    served: list[str] = []
+    monkeypatch.setattr(service.server, "serve", lambda folder, host, port, config: served.append(folder))
+    assert main(commands["serve"][1:]) == 0 and served == [commands["serve"][2]]

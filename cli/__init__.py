@@ -1,0 +1,1 @@
+"""The `shopvec` command: index, fit, query, evaluate, bench, serve, plot-embeddings."""

@@ -1,0 +1,1 @@
+"""The HTTP service and web gallery over a model folder (FastAPI + uvicorn)."""
