@@ -29,6 +29,7 @@ MODELS: dict[str, str] = {
     "rbm": "recommenders.rbm:RBM",
     "biasedmf": "recommenders.biasedmf:BiasedMF",
     "lightgcn": "recommenders.lightgcn:LightGCN",
+    "ease": "recommenders.ease:EASE",
 }
 
 
