@@ -11,6 +11,7 @@ EXAMPLES = """\
 shopvec fit models/sample --events sample_catalog/interactions.csv
 shopvec fit models/shop --events orders.csv --user-column customer --item-column sku --time-column ordered_at
 shopvec fit models/shop --events views.parquet --model sasrec --epochs 30
+shopvec fit models/shop --events orders.csv --model auto --budget 120   # pick the model on the log's own validation
 shopvec fit models/shop          # the events the service recorded (POST /events) in the folder"""
 
 LOG_COLUMNS = {"user_column": "user_id", "item_column": "item_id", "time_column": "timestamp", "weight_column": "weight"}
@@ -30,7 +31,10 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("model_dir", metavar="DIR", help=DEFAULT_MODEL_HELP)
     p.add_argument("--events", metavar="LOG", help="interaction log file (default: the events recorded in DIR)")
-    p.add_argument("--model", metavar="NAME", help="recommender (default: the folder's config, neumf); `--model list` lists them")
+    p.add_argument("--model", metavar="NAME", help="recommender (default: the folder's config, neumf); `--model auto` "
+                   "picks one on the log's own validation; `--model list` lists them")
+    p.add_argument("--budget", type=float, metavar="S",
+                   help="with --model auto: seconds to spend trying candidates (default 60); the table is printed")
     p.add_argument("--epochs", type=int, metavar="N", help="most epochs to train (early stopping may stop sooner)")
     cols = p.add_argument_group("log columns (your column names)")
     cols.add_argument("--user-column", metavar="NAME", help="column holding the user id (default: user_id)")
@@ -53,6 +57,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.epochs is not None and args.epochs < 1:
         raise CommandError(f"--epochs must be a positive integer, got {args.epochs}")
+    if args.budget is not None and (args.model != "auto" or not args.budget >= 0):
+        raise CommandError(f"--budget S (seconds >= 0) goes with --model auto; got --budget {args.budget} "
+                           f"--model {args.model}")
     engine = Engine.load(args.model_dir)
     if args.events is not None:
         columns = {getattr(args, flag): ours for flag, ours in LOG_COLUMNS.items() if getattr(args, flag)}
@@ -71,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
         log, source = recorded.to_interactions(), f"the {len(recorded):,} events recorded in {args.model_dir}"
     overrides = {} if args.epochs is None else {"epochs": args.epochs}
     on_unknown = "drop" if args.drop_unknown_items else "raise"
-    engine.fit(log, model=args.model, on_unknown=on_unknown, show_progress=not args.quiet, **overrides)
+    engine.fit(log, model=args.model, on_unknown=on_unknown, show_progress=not args.quiet, budget_s=args.budget,
+               **overrides)
     engine.save(args.model_dir)
     trained = engine.trained
     print(f"trained       : {trained.model.name} on {source}")

@@ -28,6 +28,7 @@ from .interactions import Interactions
 from .personalise import Personaliser
 from .pipeline import EncodedItems, encode_items
 from .results import Match, Skipped, Upserted
+from .selection import fit_model
 from .state import EngineState
 from .storage import load_engine, save_engine
 from .tables import clean_id
@@ -324,15 +325,18 @@ class Engine:
         *,
         on_unknown: str = "raise",
         show_progress: bool = True,
+        budget_s: float | None = None,
         **overrides: Any,
     ) -> Engine:
         """Train the personalisation model on an interaction log; `save()` keeps it.
 
         Args:
             interactions: an `Interactions` log whose item ids are catalog ids.
-            model: registry name (`recommenders.list_models()`); default `config.recommend.model`.
+            model: registry name (`recommenders.list_models()`), or "auto" to pick one on the log's
+                own validation (`engine.selection`); default `config.recommend.model`.
             on_unknown: "raise" on log items missing from the index, or "drop" them.
             show_progress: draw progress bars.
+            budget_s: seconds `auto` may spend trying candidates (default 60).
             **overrides: fields of the model's config, e.g. `epochs=5`.
 
         Example:
@@ -341,9 +345,7 @@ class Engine:
         name = model or self.config.recommend.model
         # Trained outside the write lock (minutes, while add/remove go on); items added
         # meanwhile are unknown to the model and served by content, as after any fit.
-        self.trained = TrainedModel.fit(
-            self._state.index, interactions, name, on_unknown=on_unknown, show_progress=show_progress, **overrides
-        )
+        self.trained = fit_model(self._state.index, interactions, name, budget_s, on_unknown, show_progress, **overrides)
         return self
 
     def log_events(self, events: Interactions | pd.DataFrame | Iterable[Mapping[str, Any]]) -> int:

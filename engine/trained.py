@@ -40,7 +40,10 @@ class TrainedModel:
 
     Attributes:
         fit_report: one line on how the fit went, e.g. "neumf: kept epoch 8 of 12
-            (validation NDCG@10 0.1530); 60 users x 10 items"; saved with the model.
+            (validation NDCG@10 0.1530); 60 users x 10 items"; saved with the model. After
+            `model="auto"`, that line is followed by the selection table.
+        selection: what `model="auto"` tried (`engine.selection.SelectionReport.to_dict()`),
+            saved with the model; None for a named model.
         reference_rows: the fixed sample of item rows whose scores `share_below` compares with
             (up to `REFERENCE_ITEMS`, drawn with a fixed seed, so a loaded model has the same).
 
@@ -57,9 +60,11 @@ class TrainedModel:
         item_ids: Sequence[str],
         history: pd.DataFrame,
         fit_report: str = "",
+        selection: Mapping[str, Any] | None = None,
     ) -> None:
         self.model = model
         self.fit_report = fit_report
+        self.selection = dict(selection) if selection else None
         self.user_ids = list(user_ids)
         self.item_ids = list(item_ids)
         self._user_rows = {u: r for r, u in enumerate(self.user_ids)}
@@ -117,7 +122,10 @@ class TrainedModel:
             np.save(tmp / "users.npy", np.array(self.user_ids, dtype=str))
             np.save(tmp / "items.npy", np.array(self.item_ids, dtype=str))
             self.history.to_parquet(tmp / "history.parquet")
-            write_manifest(tmp, PERSONALISER_KIND, model=self.model.name, fit_report=self.fit_report, parts=_PARTS)
+            write_manifest(
+                tmp, PERSONALISER_KIND, model=self.model.name, fit_report=self.fit_report, selection=self.selection,
+                parts=_PARTS,
+            )
 
     @classmethod
     def load(cls, folder: str | Path) -> TrainedModel:
@@ -146,7 +154,8 @@ class TrainedModel:
                     f"'{folder / 'history.parquet'}' names {column} {sorted(map(str, unknown))[0]!r}, "
                     f"which the model's vocabulary does not hold"
                 )
-        return cls(model, users, items, history, str(manifest.get("fit_report", "")))
+        selection = manifest.get("selection")
+        return cls(model, users, items, history, str(manifest.get("fit_report", "")), selection or None)
 
 
 def share_below(scores: np.ndarray, reference: np.ndarray) -> np.ndarray:
