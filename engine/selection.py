@@ -12,7 +12,7 @@ one event earlier, so what is selected is what is then served. No test data is i
 the log holds none, and nothing here looks at anything but the shop's own past.
 
 Candidates (`CANDIDATES`, in order) first train once each with their defaults; the time
-left then goes to a small search over each one's `tuning_grid` (one setting changed at a
+left then goes to a small search over each one's grid (`recommenders.tuning.default_grid`: one setting changed at a
 time, nearest the default first, at most `points` settings per candidate). A candidate
 that would start after `budget_s` seconds is skipped and listed as skipped; the first one
 always trains. The winner is retrained on the whole log through `TrainedModel.fit`.
@@ -36,6 +36,7 @@ from recommenders.data import InteractionData
 from recommenders.metrics import rank_users
 from recommenders.registry import model_class
 from recommenders.splits import Split, leave_last_out
+from recommenders.tuning import default_grid
 
 from .display import format_table
 from .interactions import Interactions
@@ -234,7 +235,7 @@ def search_points(name: str, limit: int, overrides: Mapping[str, Any] | None = N
     """
     cls = model_class(name)
     defaults = cls.config_class()
-    grid = {k: v for k, v in (cls.tuning_grid or {}).items() if k not in (overrides or {})}
+    grid = {k: v for k, v in default_grid(name).items() if k not in (overrides or {})}
     ranked = {}
     for k, values in grid.items():
         default = getattr(defaults, k)
@@ -269,7 +270,7 @@ def _trial(name: str, changes: dict[str, Any], split: Split, users: np.ndarray, 
     except (InvalidArgumentError, InteractionsError) as exc:  # e.g. EASE over its max_items
         return Trial(name, changes, None, time.perf_counter() - began, f"skipped: {exc}")
     per_user, _ = rank_users(model.score, users, split.seen().csr(), split.test.csr(), 10)
-    params = {k: getattr(model.config, k) for k in (model.tuning_grid or {})}
+    params = {k: getattr(model.config, k) for k in default_grid(name)}
     return Trial(name, params, float(per_user["ndcg@10"].mean()), time.perf_counter() - began, "ok")
 
 
