@@ -42,6 +42,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load the folder, answer the one question asked, print a table or JSON."""
+    from core.errors import UnknownUserError
     from engine.display import format_matches
     from engine.engine import Engine
     from engine.filters import ItemFilter
@@ -56,12 +57,14 @@ def run(args: argparse.Namespace) -> int:
         matches = engine.search(text=args.text, image=args.image, k=args.k, filter=filt)
     elif args.user is not None:
         user = args.user.strip()
-        if not is_known_user(engine, user):
+        try:  # strict: the engine's own rule says whether it knows the user
+            matches = engine.recommend(user, k=args.k, filter=filt, strict=True)
+        except UnknownUserError:
             message = f"user {user!r} is not in the training log or recorded events"
             if args.strict:
-                raise CommandError(message)
+                raise CommandError(message) from None
             warn(f"{message}: showing popular items")
-        matches = engine.recommend(user, k=args.k, filter=filt)
+            matches = engine.recommend(user, k=args.k, filter=filt)
     else:
         history = split_ids(args.history)
         if not history:
@@ -70,11 +73,3 @@ def run(args: argparse.Namespace) -> int:
     print(json.dumps(item_list(matches, engine.catalog.base_dir), ensure_ascii=False, indent=2) if args.json else format_matches(matches))
     return 0
 
-
-def is_known_user(engine: Any, user: str) -> bool:
-    """True for a user of the training log or of the events recorded since; without a trained model the engine decides."""
-    trained = engine.trained
-    if trained is None:
-        return True  # recommend() itself says that nothing was fitted
-    events = getattr(engine, "events", None)
-    return trained.user_row(user) is not None or (events is not None and user in events)

@@ -58,6 +58,11 @@ class EventLog:
         """The items a user's recorded events name, oldest first; [] for a user with none."""
         return list(self._histories.get(user_id, ()))
 
+    @property
+    def users(self) -> list[str]:
+        """The users with recorded events, in the order they first appear."""
+        return list(self._histories)
+
     def __contains__(self, user_id: object) -> bool:
         return user_id in self._histories
 

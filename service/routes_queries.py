@@ -117,5 +117,5 @@ def known_users(engine: Engine) -> list[str]:
     state = engine.state
     trained = list(state.trained.user_ids) if state.trained is not None else []
     seen = set(trained)
-    recorded = [str(u) for u in dict.fromkeys(state.events.frame["user_id"].tolist()) if str(u) not in seen]
+    recorded = [u for u in state.events.users if u not in seen]
     return trained + recorded

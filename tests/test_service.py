@@ -20,14 +20,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import numpy as np
-import pandas as pd
 import pytest
 from conftest import fake_config, make_toy_catalog
 from fastapi.testclient import TestClient
 from PIL import Image
+from test_personalise import toy_log
 
-from engine import Catalog, Engine, Interactions
+from engine import Catalog, Engine
 from engine.filters import ItemFilter
 from service.app import create_app, load_app
 from service.config import ServiceConfig
@@ -35,18 +34,6 @@ from service.config import ServiceConfig
 REPO = Path(__file__).resolve().parents[1]
 KEY = "s3cret-key"
 JSON = {"content-type": "application/json"}
-
-
-def toy_log() -> Interactions:
-    """Thirty fruit lovers and thirty tool lovers; user u saw every item of their kind but number u % 5."""
-    rng = np.random.default_rng(0)
-    rows = []
-    for u in range(60):
-        kind = "fruit" if u < 30 else "tool"
-        items = [i for i in rng.permutation(5) if i != u % 5]
-        rows += [{"user_id": f"u{u}", "item_id": f"{kind}-{i}", "timestamp": 1_700_000_000 + 60 * (u * 10 + t)}
-                 for t, i in enumerate(items)]
-    return Interactions(pd.DataFrame(rows))
 
 
 class Shop:
