@@ -111,7 +111,7 @@ def synthetic_engine(n: int):  # type: ignore[no-untyped-def]
     items = np.minimum(rng.zipf(1.3, users * per_user) - 1, n - 1)
     log = pd.DataFrame({"user_id": np.repeat([f"u{i}" for i in range(users)], per_user),
                         "item_id": [f"item-{i}" for i in items], "timestamp": np.arange(users * per_user)})
-    engine.fit(Interactions(log), epochs=1, show_progress=False)
+    engine.fit(Interactions(log), "neumf", epochs=1, show_progress=False)
     return engine
 
 

@@ -8,10 +8,10 @@ from typing import Any
 from cli.common import DEFAULT_MODEL_HELP, CommandError, add_command
 
 EXAMPLES = """\
-shopvec fit models/sample --events sample_catalog/interactions.csv
+shopvec fit models/sample --events sample_catalog/interactions.csv   # picks the model on the log (auto)
 shopvec fit models/shop --events orders.csv --user-column customer --item-column sku --time-column ordered_at
 shopvec fit models/shop --events views.parquet --model sasrec --epochs 30
-shopvec fit models/shop --events orders.csv --model auto --budget 120   # pick the model on the log's own validation
+shopvec fit models/shop --events orders.csv --model auto --budget 120   # more time for the candidates
 shopvec fit models/shop          # the events the service recorded (POST /events) in the folder"""
 
 LOG_COLUMNS = {"user_column": "user_id", "item_column": "item_id", "time_column": "timestamp", "weight_column": "weight"}
@@ -26,15 +26,17 @@ def register(subparsers: Any) -> None:
         EXAMPLES,
         "The log is a .csv, .jsonl or .parquet file with one row per event: a user id, an item id of\n"
         "the catalog and a time (unix seconds or a date). Without --events, trains on the events\n"
-        "recorded in the folder (`POST /events` while serving, or Engine.log_events). Each user's last\n"
-        "event is held out to pick the epoch; the report says which epoch was kept.",
+        "recorded in the folder (`POST /events` while serving, or Engine.log_events). By default (auto)\n"
+        "candidates train on the log's past, the best on each user's latest event is retrained on every\n"
+        "event, and the selection table is printed. A named model holds each user's latest event out\n"
+        "to pick the epoch; the report says which epoch was kept.",
     )
     p.add_argument("model_dir", metavar="DIR", help=DEFAULT_MODEL_HELP)
     p.add_argument("--events", metavar="LOG", help="interaction log file (default: the events recorded in DIR)")
-    p.add_argument("--model", metavar="NAME", help="recommender (default: the folder's config, neumf); `--model auto` "
-                   "picks one on the log's own validation; `--model list` lists them")
+    p.add_argument("--model", metavar="NAME", help="recommender (default: the folder's config, auto: picked on the "
+                   "log's own validation); `--model list` lists them")
     p.add_argument("--budget", type=float, metavar="S",
-                   help="with --model auto: seconds to spend trying candidates (default 60); the table is printed")
+                   help="with auto: seconds for the candidates and the retrain (default 45); the table is printed")
     p.add_argument("--epochs", type=int, metavar="N", help="most epochs to train (early stopping may stop sooner)")
     cols = p.add_argument_group("log columns (your column names)")
     cols.add_argument("--user-column", metavar="NAME", help="column holding the user id (default: user_id)")
@@ -57,10 +59,12 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.epochs is not None and args.epochs < 1:
         raise CommandError(f"--epochs must be a positive integer, got {args.epochs}")
-    if args.budget is not None and (args.model != "auto" or not args.budget >= 0):
-        raise CommandError(f"--budget S (seconds >= 0) goes with --model auto; got --budget {args.budget} "
-                           f"--model {args.model}")
+    if args.budget is not None and not args.budget >= 0:
+        raise CommandError(f"--budget S must be seconds >= 0, got {args.budget}")
     engine = Engine.load(args.model_dir)
+    model = args.model or engine.config.recommend.model
+    if args.budget is not None and model != "auto":
+        raise CommandError(f"--budget S goes with model auto; got --budget {args.budget} --model {model}")
     if args.events is not None:
         columns = {getattr(args, flag): ours for flag, ours in LOG_COLUMNS.items() if getattr(args, flag)}
         log = Interactions.from_file(args.events, columns=columns or None)

@@ -84,21 +84,34 @@ class TrainedModel:
         model: str,
         on_unknown: str = "raise",
         show_progress: bool = True,
+        *,
+        whole_log: bool = False,
         **overrides: Any,
     ) -> TrainedModel:
-        """Train `model` on the log over the index's items; each user's last event is held out for early stopping."""
+        """Train `model` on the log over the index's items.
+
+        By default each user with 3 or more events has their latest event held out, for early
+        stopping (`recommenders.splits.leave_last_out`: the latest event validates, all the
+        others train). With `whole_log=True` every event trains and nothing validates: a model
+        that trains in epochs runs `epochs` of them (`fit(model="auto")` passes the count its
+        selection kept).
+        """
         if not isinstance(interactions, Interactions):
             raise InvalidArgumentError(f"fit needs an Interactions log, got {type(interactions).__name__}")
         item_ids = list(index.ids)
         log = interactions.validate_items(item_ids, on_unknown)  # type: ignore[arg-type]
         user_ids = log.user_vocabulary()
         data = log.to_data(user_ids, item_ids)
-        split = leave_last_out(data)
         recommender = create_model(model, show_progress=show_progress, **overrides)
         features = index.vectors(item_ids) if recommender.uses_item_features else None
-        recommender.fit(split.train, split.validation if len(split.validation) else None, item_features=features)
+        if whole_log:
+            recommender.fit(data, None, item_features=features)
+        else:
+            split = leave_last_out(data)  # its `test` is each user's latest event: here the early-stopping one
+            recommender.fit(split.seen(), split.test if len(split.test) else None, item_features=features)
         shape = f"{len(user_ids):,} users x {len(item_ids):,} items"
-        report = f"{recommender.name}: {recommender.training.summary()}; {shape}"
+        how = "; every event trained, none held out" if whole_log else ""
+        report = f"{recommender.name}: {recommender.training.summary()}{how}; {shape}"
         return cls(recommender, user_ids, item_ids, log.frame[["user_id", "item_id", "timestamp"]], report)
 
     # ----- lookups ------------------------------------------------------------

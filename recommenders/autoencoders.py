@@ -31,6 +31,7 @@ from torch import nn
 from .base import Recommender
 from .config import ModelConfig, check_fraction, check_non_negative, check_positive
 from .data import InteractionData, history_matrix
+from .training import adam
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,6 +119,22 @@ class MultVAENetwork(nn.Module):
         z, mu, logvar = self.code(self.encoder_hidden(self.dropout(h)))
         return self.decode(z), mu, logvar
 
+    def forward_sparse(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """`forward` of a sparse COO batch (`sparse_rows`): the first layer reads only each row's items.
+
+        The dense input's (batch, n_items) product is most of an epoch's work on a large
+        catalogue; here normalisation and dropout act on the stored values, and the first
+        layer is one sparse-dense product.
+        """
+        rows, values = x.indices()[0], x.values()
+        norms = torch.zeros(x.shape[0]).index_add_(0, rows, values * values).sqrt().clamp_min(1e-12)
+        dropped = torch.sparse_coo_tensor(
+            x.indices(), self.dropout(values / norms[rows]), x.shape, is_coalesced=True, check_invariants=False
+        )
+        first = torch.sparse.mm(dropped, self.encoder_hidden.weight.T) + self.encoder_hidden.bias
+        z, mu, logvar = self.code(first)
+        return self.decode(z), mu, logvar
+
     def code(self, first: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """The code to decode, the mean and the log-variance, from the first encoder layer's output."""
         out = self.encoder_out(torch.tanh(first))
@@ -189,7 +206,7 @@ class _AutoencoderRecommender(Recommender):
         weights = [p for n, p in network.named_parameters() if n.endswith("weight")]
         biases = [p for n, p in network.named_parameters() if n.endswith("bias")]
         groups = [{"params": weights, "weight_decay": self.config.weight_decay}, {"params": biases, "weight_decay": 0.0}]
-        return torch.optim.Adam(groups, lr=self.config.lr)
+        return adam(groups, lr=self.config.lr)
 
     def _train_epoch(
         self, optimizer: torch.optim.Optimizer, users: np.ndarray, rng: np.random.Generator, step: int
@@ -201,9 +218,12 @@ class _AutoencoderRecommender(Recommender):
         order = rng.permutation(users)
         total = 0.0
         for start in range(0, len(order), self.config.batch_size):
-            x = torch.from_numpy(self.train_matrix[order[start : start + self.config.batch_size]].toarray())
-            logits, mu, logvar = self.network(x)
-            loss = -(F.log_softmax(logits, dim=1) * x).sum(dim=1).mean()
+            # The forward pass of `MultVAENetwork.forward`, with the input kept sparse: the first
+            # layer and the loss read only each user's items, not the (batch, n_items) dense block.
+            x = sparse_rows(self.train_matrix[order[start : start + self.config.batch_size]])
+            logits, mu, logvar = self.network.forward_sparse(x)
+            rows, cols = x.indices()
+            loss = -(F.log_softmax(logits, dim=1)[rows, cols] * x.values()).sum() / x.shape[0]
             if logvar is not None:
                 kl = (0.5 * (-logvar + logvar.exp() + mu.pow(2) - 1.0)).sum(dim=1).mean()
                 loss = loss + self._beta(step) * kl
@@ -211,7 +231,7 @@ class _AutoencoderRecommender(Recommender):
             loss.backward()
             optimizer.step()
             step += 1
-            total += float(loss.detach()) * len(x)
+            total += float(loss.detach()) * x.shape[0]
         return total / max(len(order), 1), step
 
     def _beta(self, step: int) -> float:
@@ -292,3 +312,16 @@ class MultVAE(_AutoencoderRecommender):
 
     def _beta(self, step: int) -> float:
         return min(self.config.beta_max, step / self.config.anneal_steps)
+
+
+def sparse_rows(rows: sp.csr_matrix) -> torch.Tensor:
+    """A CSR block of rows as a torch COO tensor (float32), the input of `MultVAENetwork.forward_sparse`.
+
+    Example:
+        >>> sparse_rows(sp.csr_matrix(np.eye(2, 3, dtype=np.float32))).to_dense().tolist()
+        [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
+    """
+    coo = rows.tocoo()
+    indices = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
+    values = torch.from_numpy(coo.data.astype(np.float32))
+    return torch.sparse_coo_tensor(indices, values, coo.shape, check_invariants=False).coalesce()

@@ -79,6 +79,10 @@ class Recommender(ABC):
     # None: a generic grid around the config's defaults; {}: nothing to tune.
     tuning_grid: ClassVar[dict[str, list[Any]] | None] = None
 
+    # Seconds after which `_train_epochs` starts no new epoch (None: no limit). `fit(model="auto")`
+    # sets it on the models it tries, to keep to its time budget; a training constraint, not saved.
+    time_limit_s: float | None = None
+
     # The torch network of a model that trains one; `_snapshot` and `_restore` read it.
     network: nn.Module | None
 
@@ -124,6 +128,7 @@ class Recommender(ABC):
         stop_on: str = "ndcg",
         warmup_epochs: int = 0,
         loss_label: str = "loss",
+        validate_every: int = 1,
     ) -> None:
         """Run `run_epoch(epoch)` up to `config.epochs` times, stopping early on validation; keeps the best epoch.
 
@@ -132,17 +137,25 @@ class Recommender(ABC):
         validation users that have training interactions (users the model never saw
         are all scored alike from its prior, and would blur the signal); after
         `config.patience` epochs without a better score training stops, and the best
-        epoch's state (`_snapshot`) is put back (`_restore`). Fills `self.training` and
+        epoch's state (`_snapshot`) is put back (`_restore`). With `validate_every` n > 1,
+        only every n-th epoch (and the last planned one) is validated, for models whose
+        full-catalogue scoring costs more than an epoch; patience still counts epochs, and
+        the kept epoch is the best validated one. Fills `self.training` and
         logs (INFO) which epoch was kept, e.g. "neumf: kept epoch 8 of 12 (validation NDCG@10 0.1530)".
         """
         cfg = self.config
+        if isinstance(validate_every, bool) or not isinstance(validate_every, int) or validate_every < 1:
+            raise InvalidArgumentError(f"validate_every must be a positive integer, got {validate_every!r}")
         if validation is not None:
             validation = validation.subset(np.isin(validation.users, train.active_users()))
         validated = validation is not None and len(validation) > 0
         log = self.training = TrainingLog(epochs_planned=cfg.epochs)
         best, best_state, bad = -np.inf, None, 0
         bar = progress(range(cfg.epochs), desc=self.name, enabled=cfg.show_progress)
+        began = time.perf_counter()
         for epoch in bar:
+            if self.time_limit_s is not None and epoch and time.perf_counter() - began >= self.time_limit_s:
+                break  # out of time (`fit(model="auto")`'s budget): the best validated epoch so far is kept
             start = time.perf_counter()
             loss = run_epoch(epoch)
             seconds = time.perf_counter() - start
@@ -150,7 +163,8 @@ class Recommender(ABC):
             log.records.append(record)
             log.epochs_trained += 1
             shown = {} if loss is None else {loss_label: f"{loss:.4f}"}
-            if not validated or epoch < warmup_epochs:
+            scheduled = (epoch + 1) % validate_every == 0 or epoch == cfg.epochs - 1
+            if not validated or epoch < warmup_epochs or not scheduled:
                 if cfg.show_progress:
                     bar.set_postfix(**shown)
                 continue
@@ -163,7 +177,7 @@ class Recommender(ABC):
                 best, log.best_epoch, bad = score, epoch, 0
                 best_state = copy.deepcopy(self._snapshot())
                 continue
-            bad += 1
+            bad += validate_every
             if bad >= cfg.patience:
                 break
         log.seconds_per_epoch = sum(r["seconds"] for r in log.records) / max(log.epochs_trained, 1)

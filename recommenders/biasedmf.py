@@ -39,6 +39,7 @@ from core.errors import InvalidArgumentError
 from .base import Recommender
 from .config import ModelConfig, check_non_negative, check_positive
 from .data import InteractionData
+from .training import adam
 
 STOP_METRICS = ("rmse", "ndcg")
 
@@ -158,7 +159,7 @@ class BiasedMF(Recommender):
             for emb in (self.network.user_factors, self.network.item_factors):
                 emb.weight.normal_(0.0, cfg.init_std)
         self._zero_unseen(train)
-        optimizer = torch.optim.Adam(self.network.parameters(), lr=cfg.lr)
+        optimizer = adam(self.network.parameters(), lr=cfg.lr)
         users = torch.from_numpy(train.users)
         items = torch.from_numpy(train.items)
         ratings = torch.from_numpy(train.weights.astype(np.float32))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -25,6 +25,8 @@ from core.errors import InvalidArgumentError
 from .base import Recommender
 from .config import ModelConfig, check_non_negative, check_positive
 from .data import InteractionData
+from .sampling import NegativeSampler
+from .training import adam
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,6 +91,24 @@ def normalized_adjacency(train: sp.csr_matrix) -> torch.Tensor:
         return coo.coalesce().to_sparse_csr()
 
 
+class _SymmetricPropagation(torch.autograd.Function):
+    """A @ x for a symmetric sparse A, whose backward is A @ grad.
+
+    torch's own backward of a sparse-dense product transposes A (a sort of every edge)
+    at every call; that was half of LightGCN's training time. The normalised adjacency
+    is symmetric, so the transpose is A itself.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, adjacency: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        ctx.adjacency = adjacency
+        return torch.sparse.mm(adjacency, x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[None, torch.Tensor]:
+        return None, torch.sparse.mm(ctx.adjacency, grad)
+
+
 class LightGCNNetwork(nn.Module):
     """Layer-0 embeddings and the weightless propagation over a fixed normalised adjacency."""
 
@@ -110,7 +130,7 @@ class LightGCNNetwork(nn.Module):
         x = torch.cat([self.user_embedding.weight, self.item_embedding.weight])
         out = [x]
         for _ in range(self.layers):
-            x = torch.sparse.mm(self.adjacency, x)
+            x = _SymmetricPropagation.apply(self.adjacency, x)
             out.append(x)
         return out
 
@@ -161,19 +181,16 @@ class LightGCN(Recommender):
         cfg = self.config
         rng = self._start_training(train)
         assert self.train_matrix is not None
-        coo = self.train_matrix.tocoo()
-        pos_users, pos_items = coo.row.astype(np.int64), coo.col.astype(np.int64)
-        # Sorted user*n_items+item keys: a vectorised membership test for rejecting sampled "negatives".
-        pos_keys = np.sort(pos_users * self.n_items + pos_items)
+        sampler = NegativeSampler(self.train_matrix, rng)
 
         self.network = LightGCNNetwork(
             self.n_users, self.n_items, cfg.dim, cfg.layers, normalized_adjacency(self.train_matrix)
         )
         self.network.reset_parameters(cfg.init_std)
-        optimizer = torch.optim.Adam(self.network.parameters(), lr=cfg.lr)
+        optimizer = adam(self.network.parameters(), lr=cfg.lr)
 
         def run_epoch(epoch: int) -> float:
-            loss = self._train_epoch(optimizer, pos_users, pos_items, pos_keys, rng)
+            loss = self._train_epoch(optimizer, sampler, rng)
             if validation is not None and epoch >= cfg.warmup_epochs:
                 self._refresh_cache()  # validation scores from the propagated embeddings
             return loss
@@ -185,17 +202,15 @@ class LightGCN(Recommender):
     def _train_epoch(
         self,
         optimizer: torch.optim.Optimizer,
-        pos_users: np.ndarray,
-        pos_items: np.ndarray,
-        pos_keys: np.ndarray,
+        sampler: NegativeSampler,
         rng: np.random.Generator,
     ) -> float:
         """One pass over every training pair, each with one sampled negative; returns the mean loss."""
         assert self.network is not None
         cfg = self.config
-        order = rng.permutation(len(pos_users))
-        users, positives = pos_users[order], pos_items[order]
-        negatives = self._sample_negatives(users, pos_keys, rng)
+        order = rng.permutation(len(sampler.users))
+        users, positives = sampler.users[order], sampler.items[order]
+        negatives = sampler(users)[:, 0]
         self.network.train()
         total = 0.0
         for start in range(0, len(users), cfg.batch_size):
@@ -206,7 +221,8 @@ class LightGCN(Recommender):
             user_final, item_final = self.network()
             eu, ei, ej = user_final[u], item_final[i], item_final[j]
             bpr = nn.functional.softplus((eu * ej).sum(1) - (eu * ei).sum(1)).mean()
-            layer0 = (self.network.user_embedding(u), self.network.item_embedding(i), self.network.item_embedding(j))
+            # Positives and negatives in one read: each read's backward fills a dense zero gradient.
+            layer0 = (self.network.user_embedding(u), self.network.item_embedding(torch.cat([i, j])))
             l2 = sum(e.pow(2).sum() for e in layer0) / (2 * len(u))
             loss = bpr + cfg.reg * l2
             optimizer.zero_grad()
@@ -214,18 +230,6 @@ class LightGCN(Recommender):
             optimizer.step()
             total += float(loss.detach()) * len(u)
         return total / len(users)
-
-    def _sample_negatives(self, users: np.ndarray, pos_keys: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Uniform items, resampled (a few rounds) where they are the user's positives."""
-        negatives = rng.integers(0, self.n_items, size=len(users))
-        for _ in range(10):
-            keys = users * self.n_items + negatives
-            at = np.minimum(np.searchsorted(pos_keys, keys), len(pos_keys) - 1)
-            clash = pos_keys[at] == keys
-            if not clash.any():
-                break
-            negatives[clash] = rng.integers(0, self.n_items, size=int(clash.sum()))
-        return negatives
 
     def _refresh_cache(self) -> None:
         """Propagate once and keep the final embeddings, so scoring needs no graph."""

@@ -36,7 +36,8 @@ from .base import Recommender
 from .config import ModelConfig, check_fraction, check_non_negative, check_positive
 from .data import InteractionData
 from .neumf_network import NeuMFNet
-from .training import TrainingLog
+from .sampling import NegativeSampler
+from .training import TrainingLog, adam
 
 _LOSSES = ("bpr", "bce")
 
@@ -61,6 +62,14 @@ class NeuMFConfig(ModelConfig):
         init_std: standard deviation of the user embeddings' (and, without features, the item
             embeddings') normal initialisation.
         fold_in_l2: ridge penalty of the history -> user vector mapping.
+        content_rank: item features wider than this are reduced once, before training, to
+            their coordinates on their top `content_rank` singular directions (`reduce_features`),
+            so each training example projects `content_rank` numbers instead of the full vector
+            (1,664 for the engine's fused vectors); 0 keeps the full vectors.
+        validate_every: validate (score every item for each validation user, which costs more
+            than a training epoch on a large catalogue) after every this many epochs only.
+            1 by default: every second epoch cost quality on ML-100K (temporal test NDCG@10,
+            seed 1: 0.129 against 0.161 validating every epoch), as the kept epoch is coarser.
     """
 
     epochs: int = 40
@@ -77,11 +86,14 @@ class NeuMFConfig(ModelConfig):
     batch_size: int = 1024
     init_std: float = 0.01
     fold_in_l2: float = 1.0
+    content_rank: int = 128
+    validate_every: int = 1
 
     def __post_init__(self) -> None:
         # JSON round trips turn the tuple into a list; keep the dataclass hashable and exact.
         object.__setattr__(self, "mlp_layers", tuple(self.mlp_layers))
-        check_positive("NeuMF", self, ("gmf_dim", "mlp_dim", "n_negatives", "batch_size", "epochs"), ())
+        ints = ("gmf_dim", "mlp_dim", "n_negatives", "batch_size", "epochs", "validate_every")
+        check_positive("NeuMF", self, ints, ())
         if not self.mlp_layers or any(isinstance(h, bool) or not isinstance(h, int) or h <= 0 for h in self.mlp_layers):
             raise InvalidArgumentError(f"NeuMF mlp_layers must be non-empty positive integers, got {self.mlp_layers!r}")
         check_fraction("NeuMF", self, ("dropout", "id_dropout"))
@@ -89,6 +101,8 @@ class NeuMFConfig(ModelConfig):
             raise InvalidArgumentError(f"NeuMF loss must be one of {', '.join(_LOSSES)}, got {self.loss!r}")
         check_positive("NeuMF", self, (), ("lr", "init_std"))
         check_non_negative("NeuMF", self, ("weight_decay", "fold_in_l2"))
+        if isinstance(self.content_rank, bool) or not isinstance(self.content_rank, int) or self.content_rank < 0:
+            raise InvalidArgumentError(f"NeuMF content_rank must be an integer >= 0, got {self.content_rank!r}")
 
 
 class NeuMF(Recommender):
@@ -136,20 +150,28 @@ class NeuMF(Recommender):
         """Train with sampled negatives and Adam, stopping early on validation NDCG@10."""
         cfg = self.config
         rng = self._start_training(train)
-        self._set_features(_check_features(item_features, train.n_items))
+        features = _check_features(item_features, train.n_items)
+        self._set_features(None if features is None else reduce_features(features, cfg.content_rank, cfg.seed))
         self.network = self._build_net()
         self._cache = self._prior = None
-        optimizer = torch.optim.Adam(self.network.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        optimizer = adam(self.network.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         assert self.train_matrix is not None
-        sampler = _NegativeSampler(self.train_matrix, cfg.n_negatives, rng)
-        self._train_epochs(train, validation, lambda epoch: self._train_epoch(optimizer, sampler, rng))
+        # Negatives come from items with interactions only: an item without any (new, or held
+        # out) carries no evidence of dislike, and sampling it would teach the content path
+        # that such items are bad.
+        pool = np.flatnonzero(np.diff(self.train_matrix.tocsc().indptr) > 0)
+        sampler = NegativeSampler(self.train_matrix, rng, pool)
+        self._train_epochs(
+            train, validation, lambda epoch: self._train_epoch(optimizer, sampler, rng),
+            validate_every=cfg.validate_every,
+        )  # fmt: skip
         self.network.eval()
         self._cache = self._prior = None
         self._fit_fold_in()
         return self
 
     def _train_epoch(
-        self, optimizer: torch.optim.Optimizer, sampler: _NegativeSampler, rng: np.random.Generator
+        self, optimizer: torch.optim.Optimizer, sampler: NegativeSampler, rng: np.random.Generator
     ) -> float:
         """One pass over the training pairs in random order; returns the mean loss."""
         assert self.network is not None
@@ -162,7 +184,8 @@ class NeuMF(Recommender):
         for start in range(0, len(order), cfg.batch_size):
             batch = order[start : start + cfg.batch_size]
             users, pos = sampler.users[batch], sampler.items[batch]
-            items = torch.from_numpy(np.concatenate([pos[:, None], sampler(users)], axis=1))  # (b, 1 + n_neg)
+            negatives = sampler(users, cfg.n_negatives)
+            items = torch.from_numpy(np.concatenate([pos[:, None], negatives], axis=1))  # (b, 1 + n_neg)
             keep = (torch.rand(items.shape) >= cfg.id_dropout).float() if drop_ids else None
             u = torch.from_numpy(users)
             item_gmf, item_mlp = net.item_vectors(items, self._features_t, keep)
@@ -351,35 +374,29 @@ def _check_features(features: np.ndarray | None, n_items: int) -> np.ndarray | N
     return np.ascontiguousarray(array, dtype=np.float32)
 
 
-class _NegativeSampler:
-    """Training pairs, and uniform negatives among the items seen in training that the user has not seen.
+def reduce_features(features: np.ndarray, rank: int, seed: int = 0) -> np.ndarray:
+    """Coordinates of each row on the top `rank` right singular vectors of `features` (uncentred); float32.
 
-    Negatives come from items with interactions only: an item without any (new, or held
-    out) carries no evidence of dislike, and sampling it would teach the content path
-    that such items are bad.
+    A linear layer over the result spans what one over the full vectors does in those
+    directions, at `rank / d` of the cost per example. Rows narrower than `rank` (or
+    `rank` 0) are returned unchanged. Randomised SVD (Halko et al. 2011, two power
+    iterations), seeded, so a fit is repeatable.
+
+    Example:
+        >>> x = np.random.default_rng(0).standard_normal((50, 20)).astype(np.float32)
+        >>> reduce_features(x, 8).shape, reduce_features(x, 0).shape
+        ((50, 8), (50, 20))
     """
-
-    def __init__(self, matrix: sp.csr_matrix, n_negatives: int, rng: np.random.Generator) -> None:
-        coo = matrix.tocoo()
-        self.users, self.items = coo.row.astype(np.int64), coo.col.astype(np.int64)
-        self.n_items = matrix.shape[1]
-        self.n_negatives = n_negatives
-        self.rng = rng
-        self.candidates = np.flatnonzero(np.asarray(matrix.sum(axis=0)).ravel() > 0)
-        self.seen_keys = np.sort(self.users * self.n_items + self.items)
-
-    def __call__(self, users: np.ndarray) -> np.ndarray:
-        """(len(users), n_negatives) item rows, redrawn up to three times where the user has seen them."""
-        draw, pool = self.rng.integers, self.candidates
-        neg = pool[draw(0, len(pool), size=(len(users), self.n_negatives))]
-        for _ in range(3):
-            keys = users[:, None] * self.n_items + neg
-            found = np.searchsorted(self.seen_keys, keys).clip(max=len(self.seen_keys) - 1)
-            clash = self.seen_keys[found] == keys
-            if not clash.any():
-                break
-            neg[clash] = pool[draw(0, len(pool), size=int(clash.sum()))]
-        return neg
+    if rank == 0 or features.shape[1] <= rank:
+        return features
+    x = features.astype(np.float32, copy=False)
+    gaussian = np.random.default_rng(seed).standard_normal((x.shape[1], min(rank + 16, x.shape[1])))
+    sketch = x @ gaussian.astype(np.float32)
+    for _ in range(2):
+        sketch = x @ (x.T @ np.linalg.qr(sketch)[0])
+    basis = np.linalg.qr(sketch)[0]
+    _, _, vt = np.linalg.svd(basis.T @ x, full_matrices=False)
+    return np.ascontiguousarray(x @ vt[:rank].T, dtype=np.float32)
 
 
 def _loss(kind: str, logits: torch.Tensor) -> torch.Tensor:

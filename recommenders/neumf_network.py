@@ -62,7 +62,9 @@ class NeuMFNet(nn.Module):
         if keep_id is not None:
             gmf, mlp = gmf * keep_id.unsqueeze(-1), mlp * keep_id.unsqueeze(-1)
         if self.content is not None and features is not None:
-            projected = self.content(features[items])
+            # Each distinct item is projected once per call (a batch repeats popular items and negatives).
+            unique, inverse = torch.unique(items, return_inverse=True)
+            projected = nn.functional.embedding(inverse, self.content(features.index_select(0, unique)))
             gmf = gmf + projected[..., : self.gmf_dim]
             mlp = mlp + projected[..., self.gmf_dim :]
         return gmf, mlp

@@ -30,6 +30,7 @@ MODELS: dict[str, str] = {
     "biasedmf": "recommenders.biasedmf:BiasedMF",
     "lightgcn": "recommenders.lightgcn:LightGCN",
     "ease": "recommenders.ease:EASE",
+    "hybrid": "recommenders.hybrid:Hybrid",
 }
 
 

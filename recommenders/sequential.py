@@ -22,6 +22,7 @@ from core.errors import InvalidArgumentError
 from .base import Recommender
 from .config import ModelConfig, check_positive
 from .data import InteractionData
+from .training import adam
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,11 +159,7 @@ class SequentialRecommender(Recommender):
         self._popularity = train.item_counts().astype(np.float32)
         self.loss = NextItemLoss(self._popularity, cfg, rng)
         self.network = self._build_network()
-        optimizer = torch.optim.Adam(
-            self.network.parameters(),
-            lr=cfg.lr,
-            weight_decay=cfg.weight_decay,
-        )
+        optimizer = adam(self.network.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
         def run_epoch(epoch: int) -> float:
             assert self.network is not None

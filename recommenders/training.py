@@ -72,6 +72,24 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def adam(params: Any, lr: float, weight_decay: float = 0.0) -> Any:
+    """Adam with the fused kernel: the same update as `torch.optim.Adam`, in one pass over each tensor.
+
+    The default (per-tensor, op by op) Adam costs more than the forward and backward
+    passes of the small networks here (a step over 700k embedding weights took 5 ms
+    of an 18 ms NeuMF step); the fused kernel does the same arithmetic about 7x faster.
+    `params` is what `torch.optim.Adam` takes: parameters or parameter groups.
+
+    Example:
+        >>> import torch
+        >>> adam([torch.nn.Parameter(torch.zeros(3))], lr=0.1).defaults["fused"]
+        True
+    """
+    import torch
+
+    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
+
+
 def progress(iterable: Any, desc: str, enabled: bool) -> Any:
     """A tqdm progress bar, or the bare iterable when disabled."""
     return tqdm(iterable, desc=desc, disable=not enabled, leave=False, dynamic_ncols=True)

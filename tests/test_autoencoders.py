@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from core.errors import InvalidArgumentError
-from recommenders.autoencoders import MultDAE, MultVAE, MultVAEConfig, MultVAENetwork
+from recommenders.autoencoders import MultDAE, MultVAE, MultVAEConfig, MultVAENetwork, sparse_rows
 from recommenders.data import InteractionData
 
 TINY = {"epochs": 15, "hidden_dim": 16, "latent_dim": 4, "batch_size": 8, "show_progress": False}
@@ -84,3 +84,17 @@ def test_dae_code_is_deterministic_and_vae_has_a_variance() -> None:
 def test_bad_config_is_named(overrides: dict[str, object], message: str) -> None:
     with pytest.raises(InvalidArgumentError, match=message):
         MultVAEConfig(**overrides)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("variational", [True, False])
+def test_sparse_forward_equals_the_dense_forward(variational: bool) -> None:
+    torch.manual_seed(0)
+    net = MultVAENetwork(n_items=12, hidden_dim=8, latent_dim=4, dropout=0.5, variational=variational).eval()
+    rows = two_groups().csr()[[0, 3, 15]]
+    rows[1, 0] = 3.0  # a weight other than 1 is normalised alike
+    with torch.no_grad():
+        dense = net(torch.from_numpy(rows.toarray()))
+        sparse = net.forward_sparse(sparse_rows(rows))
+    for a, b in zip(dense, sparse):
+        if a is not None:
+            torch.testing.assert_close(a, b)

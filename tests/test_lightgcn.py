@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
 
 from core.errors import InvalidArgumentError
 from recommenders import create_model, load_model
 from recommenders.data import InteractionData
-from recommenders.lightgcn import LightGCN, LightGCNConfig, normalized_adjacency
+from recommenders.lightgcn import LightGCN, LightGCNConfig, LightGCNNetwork, normalized_adjacency
 
 TINY = {"dim": 8, "layers": 2, "epochs": 15, "lr": 0.05, "batch_size": 64, "show_progress": False}
 
@@ -152,3 +153,22 @@ def test_layers_zero_is_matrix_factorisation() -> None:
 def test_bad_config_names_the_value(field: str, value: object) -> None:
     with pytest.raises(InvalidArgumentError, match=rf"{field} must be .*{value}"):
         LightGCNConfig(**{field: value})
+
+
+def test_propagation_gradient_equals_torchs_own() -> None:
+    rng = np.random.default_rng(0)
+    train = sp.csr_matrix((rng.random((12, 9)) < 0.3).astype(np.float32))
+    torch.manual_seed(0)
+    net = LightGCNNetwork(12, 9, 4, 3, normalized_adjacency(train))
+    net.reset_parameters(0.1)
+    weights = torch.randn(21, 4)
+    users, items = net()
+    (torch.cat([users, items]) * weights).sum().backward()
+    ours = net.user_embedding.weight.grad.clone(), net.item_embedding.weight.grad.clone()
+    dense = net.adjacency.to_dense()
+    x = torch.cat([net.user_embedding.weight, net.item_embedding.weight]).detach().requires_grad_(True)
+    layers = [x]
+    for _ in range(3):
+        layers.append(dense @ layers[-1])
+    (sum(layers) / 4 * weights).sum().backward()
+    torch.testing.assert_close(torch.cat(ours), x.grad)

@@ -34,6 +34,7 @@ TINY: dict[str, dict[str, object]] = {
     "rbm": {"epochs": 60, "hidden_dim": 16, "batch_size": 8},
     "lightgcn": {"epochs": 40, "dim": 8, "layers": 2, "batch_size": 64, "lr": 0.05},
     "ease": {"l2": 10.0},
+    "hybrid": {"base_config": {"l2": 10.0}, "weight": 0.3},
 }
 # Popularity ranks every user alike, and biased MF predicts rating values (all
 # planted ratings are 4-5), so neither can separate the groups, by design.

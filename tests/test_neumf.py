@@ -10,7 +10,7 @@ import pytest
 from core.errors import InvalidArgumentError
 from recommenders import load_model
 from recommenders.data import InteractionData
-from recommenders.neumf import NeuMF, NeuMFConfig
+from recommenders.neumf import NeuMF, NeuMFConfig, reduce_features
 
 N_USERS, N_ITEMS = 40, 30
 GROUP_A_ITEMS, GROUP_B_ITEMS = np.arange(0, 15), np.arange(15, 30)
@@ -138,3 +138,31 @@ def test_config_checks_and_json_round_trip() -> None:
     with pytest.raises(InvalidArgumentError, match="mlp_layers"):
         NeuMFConfig(mlp_layers=())
     assert NeuMFConfig(mlp_layers=[8, 4]) == NeuMFConfig(mlp_layers=(8, 4))
+
+
+def test_content_rank_and_validate_every_are_checked() -> None:
+    with pytest.raises(InvalidArgumentError, match="content_rank must be an integer >= 0, got -1"):
+        NeuMFConfig(content_rank=-1)
+    with pytest.raises(InvalidArgumentError, match="validate_every must be a positive integer, got 0"):
+        NeuMFConfig(validate_every=0)
+
+
+def test_reduced_features_keep_the_inner_products_of_low_rank_features() -> None:
+    rng = np.random.default_rng(0)
+    features = (rng.normal(size=(60, 5)) @ rng.normal(size=(5, 200))).astype(np.float32)  # rank 5, 200 wide
+    reduced = reduce_features(features, 8)
+    assert reduced.shape == (60, 8) and reduced.dtype == np.float32
+    np.testing.assert_allclose(reduced @ reduced.T, features @ features.T, rtol=1e-3, atol=1e-2)
+    np.testing.assert_array_equal(reduce_features(features, 8), reduced)  # seeded: repeatable
+    assert reduce_features(features, 0) is features and reduce_features(features, 500) is features
+
+
+def test_wide_features_are_reduced_once_and_still_score_cold_items() -> None:
+    train, features = _planted()
+    rng = np.random.default_rng(1)
+    wide = np.hstack([features, 0.01 * rng.normal(size=(N_ITEMS, 94))]).astype(np.float32)  # 100 wide
+    model = NeuMF(**TINY, content_rank=8).fit(train, item_features=wide)
+    assert model.item_features is not None and model.item_features.shape == (N_ITEMS, 8)
+    scores = model.score(np.arange(N_USERS), items=COLD_ITEMS)
+    assert scores[: N_USERS // 2, :3].mean() > scores[: N_USERS // 2, 3:].mean()
+    assert scores[N_USERS // 2 :, 3:].mean() > scores[N_USERS // 2 :, :3].mean()

@@ -1,0 +1,254 @@
+"""Hybrid: a collaborative-filtering model's scores blended with content similarity to the user's history.
+
+Two parts score every (user, item) pair:
+
+* the CF part: the scores of a base model from the registry (`base`; EASE by default, strong,
+  closed form and fast; `fit(model="auto")` uses the best CF model it found instead),
+  trained on the interactions like any model;
+* the content part: the cosine between the item's content vector and the user's
+  profile, the recency-weighted mean of their history items' vectors (the i-th newest
+  item weighs `recency_decay ** i`; 1.0 gives the plain mean).
+
+The two are on different scales (EASE's weights, ALS's dot products, cosines in
+[-1, 1]), so each is first z-scored per user: minus its mean, over its standard
+deviation, both taken over a fixed reference sample of the catalogue (up to
+`REFERENCE_ITEMS` item rows drawn with a fixed seed). The statistics do not depend on
+which items a call asks for, so scoring a candidate list gives exactly the full scores
+of those items. A z-score rather than a rank-based map: a rank (or share of items below)
+saturates at the top, where a handful of items all sit near 1.0, and the blend would lose
+the CF part's order exactly where the top 10 is decided. The blend is then
+
+    score = (1 - weight) * z_cf + weight * z_content,
+
+and with `weight=0` the model returns the base's own scores (the same ranking), so a
+weight chosen on validation from a grid holding 0 is never worse there than the base.
+
+What the content part buys: an item with no training interactions (a cold item, which
+has a content vector only) has no CF evidence, so its z_cf is set to 0, the user's mean,
+and its content similarity alone lifts or sinks it; a user with a short history gets
+the items near what they did see. A user or visitor with no history has a zero profile:
+their content part is 0 and the CF part alone ranks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from core.errors import InvalidArgumentError
+
+from .base import Recommender
+from .config import ModelConfig
+from .data import InteractionData
+from .registry import MODELS, model_class
+
+# z-score statistics are taken over this many item rows (all of them when the catalogue is smaller).
+REFERENCE_ITEMS = 1000
+REFERENCE_SEED = 0
+_BASE_STATE = "base."
+
+
+@dataclass(frozen=True)
+class HybridConfig(ModelConfig):
+    """Hybrid settings.
+
+    Attributes:
+        base: registry name of the CF model whose scores are blended (not "hybrid" itself).
+        base_config: fields of the base model's config that differ from its defaults, e.g. {"l2": 200.0}.
+            The hybrid's own `seed` and `show_progress` are passed on unless named here.
+        weight: share of the content part in the blend, in [0, 1]; 0 is the base alone.
+        recency_decay: the i-th newest history item weighs decay**i in the user's profile, in (0, 1].
+    """
+
+    base: str = "ease"
+    base_config: dict[str, Any] = field(default_factory=dict)
+    weight: float = 0.25
+    recency_decay: float = 0.9
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.base, str) or self.base not in MODELS or self.base == "hybrid":
+            valid = ", ".join(sorted(set(MODELS) - {"hybrid"}))
+            raise InvalidArgumentError(f"Hybrid base must be a model other than 'hybrid' ({valid}), got {self.base!r}")
+        if not isinstance(self.base_config, dict):
+            raise InvalidArgumentError(f"Hybrid base_config must be a dict of config fields, got {self.base_config!r}")
+        fields = {f.name for f in dataclasses.fields(model_class(self.base).config_class)}
+        unknown = sorted(set(self.base_config) - fields)
+        if unknown:
+            raise InvalidArgumentError(f"Hybrid base_config has fields {unknown} that {self.base!r} does not have")
+        if isinstance(self.weight, bool) or not isinstance(self.weight, (int, float)) or not 0.0 <= self.weight <= 1.0:
+            raise InvalidArgumentError(f"Hybrid weight must lie in [0, 1], got {self.weight!r}")
+        decay = self.recency_decay
+        if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0.0 < decay <= 1.0:
+            raise InvalidArgumentError(f"Hybrid recency_decay must lie in (0, 1], got {decay!r}")
+
+
+class Hybrid(Recommender):
+    """A CF model's scores blended with content similarity to the user's history, both z-scored per user.
+
+    Example:
+        >>> d = InteractionData.from_arrays([0, 0, 1, 1], [0, 1, 0, 1], n_items=3)
+        >>> f = np.array([[1.0, 0.0], [0.9, 0.1], [0.95, 0.05]], dtype=np.float32)  # item 2: no clicks, like 0 and 1
+        >>> m = Hybrid(show_progress=False, weight=0.5, base_config={"l2": 1.0}).fit(d, item_features=f)
+        >>> m.score([0]).shape
+        (1, 3)
+    """
+
+    name = "hybrid"
+    config_class = HybridConfig
+    uses_item_features: ClassVar[bool] = True
+    # Declared False here; each hybrid takes its base's value (`__init__`): with a base that scores
+    # sessions natively (EASE, the sequence models) the engine ranks a visitor's history with it.
+    scores_sessions: ClassVar[bool] = False
+    # `fit(model="auto")` chooses the weight on validation around the best CF model it found;
+    # `evaluation`'s tune searches it around the configured base.
+    tuning_grid: ClassVar[dict[str, list[Any]] | None] = {"weight": [0.0, 0.1, 0.25, 0.5, 0.75]}
+    config: HybridConfig
+
+    def __init__(self, config: HybridConfig | None = None, **overrides: Any) -> None:
+        super().__init__(config, **overrides)
+        self.scores_sessions = model_class(self.config.base).scores_sessions  # type: ignore[misc]
+        self.base: Recommender | None = None
+        self.features = np.zeros((0, 0), dtype=np.float32)
+        self.profiles = np.zeros((0, 0), dtype=np.float32)
+
+    # ----- training -------------------------------------------------------
+    def fit(
+        self,
+        train: InteractionData,
+        validation: InteractionData | None = None,
+        item_features: np.ndarray | None = None,
+    ) -> Hybrid:
+        """Train the base model on `train` (early stopping on `validation` as it does), then build the profiles."""
+        features = _check_features(item_features, train.n_items)
+        base = self._new_base()
+        base.fit(train, validation, item_features=features if base.uses_item_features else None)
+        return self._attach(base, train, features)
+
+    @classmethod
+    def around(
+        cls, base: Recommender, train: InteractionData, item_features: np.ndarray, **overrides: Any
+    ) -> Hybrid:
+        """A hybrid over a base model already fitted on `train`, without training it again.
+
+        `fit(model="auto")` uses this to choose the weight for the best CF model it trained.
+
+        Example:
+            >>> hybrid = Hybrid.around(ease, train, vectors, weight=0.5, show_progress=False)  # doctest: +SKIP
+        """
+        model = cls(base=base.name, **overrides)
+        return model._attach(base, train, _check_features(item_features, train.n_items))
+
+    def _new_base(self) -> Recommender:
+        cfg = self.config
+        settings = {"seed": cfg.seed, "show_progress": cfg.show_progress, **cfg.base_config}
+        return model_class(cfg.base)(**settings)
+
+    def _attach(self, base: Recommender, train: InteractionData, features: np.ndarray) -> Hybrid:
+        """Keep the fitted base, the normalised features and each user's recency-weighted profile."""
+        if (base.n_users, base.n_items) != (train.n_users, train.n_items):
+            raise InvalidArgumentError(
+                f"the base {base.name!r} was fitted on {base.n_users} x {base.n_items}, "
+                f"not on this log's {train.n_users} x {train.n_items}"
+            )
+        self._remember(train)
+        self.base, self.training = base, base.training
+        self.features = _normalise(features)
+        self.profiles = self._profiles(train.sequences())
+        return self
+
+    def _profiles(self, histories: list[np.ndarray]) -> np.ndarray:
+        """L2-normalised recency-weighted mean content vector of each history (oldest first); zero when empty."""
+        out = np.zeros((len(histories), self.features.shape[1]), dtype=np.float32)
+        decay = float(self.config.recency_decay)
+        for row, items in enumerate(histories):
+            if len(items):
+                weights = decay ** np.arange(len(items) - 1, -1, -1, dtype=np.float64)
+                out[row] = (weights[:, None] * self.features[np.asarray(items)]).sum(axis=0)
+        return _normalise(out)
+
+    # ----- scoring --------------------------------------------------------
+    def reference_rows(self) -> np.ndarray:
+        """The fixed item rows whose scores give each user's z-score statistics."""
+        if self.n_items <= REFERENCE_ITEMS:
+            return np.arange(self.n_items)
+        return np.sort(np.random.default_rng(REFERENCE_SEED).choice(self.n_items, REFERENCE_ITEMS, replace=False))
+
+    def _score_users(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
+        assert self.base is not None
+        base = self.base
+        return self._blend(lambda rows: base.score(users, rows), self.profiles[users], items)
+
+    def _score_histories(self, histories: list[np.ndarray], items: np.ndarray | None) -> np.ndarray:
+        assert self.base is not None
+        base = self.base
+        return self._blend(lambda rows: base.score_history(histories, rows), self._profiles(histories), items)
+
+    def _blend(self, cf: Any, profiles: np.ndarray, items: np.ndarray | None) -> np.ndarray:
+        """(1 - weight) z_cf + weight z_content for `items` (all when None); the base's scores when weight is 0."""
+        weight = float(self.config.weight)
+        columns = np.arange(self.n_items) if items is None else items
+        cf_scores = np.asarray(cf(items), dtype=np.float64)
+        if weight == 0.0:
+            return cf_scores
+        ref = self.reference_rows()
+        cf_ref = cf_scores[:, ref] if items is None else np.asarray(cf(ref), dtype=np.float64)
+        z_cf = _zscore(cf_scores, cf_ref)
+        assert self.train_matrix is not None
+        cold = np.asarray(self.train_matrix.sum(axis=0)).ravel()[columns] == 0
+        z_cf[:, cold] = 0.0  # no CF evidence: neutral, the content part decides
+        content = profiles @ self.features[columns].T
+        z_content = _zscore(content, profiles @ self.features[ref].T)
+        return (1.0 - weight) * z_cf + weight * z_content
+
+    # ----- persistence ----------------------------------------------------
+    def _state(self) -> dict[str, np.ndarray]:
+        assert self.base is not None
+        state = {_BASE_STATE + k: v for k, v in self.base._state().items()}
+        return {**state, "features": self.features, "profiles": self.profiles}
+
+    def _load_state(self, arrays: dict[str, np.ndarray]) -> None:
+        features, profiles = arrays.get("features"), arrays.get("profiles")
+        if features is None or profiles is None or features.ndim != 2 or features.shape[0] != self.n_items:
+            raise InvalidArgumentError(f"hybrid state needs features of {self.n_items} rows and profiles")
+        if profiles.shape != (self.n_users, features.shape[1]):
+            raise InvalidArgumentError(
+                f"hybrid profiles must have shape ({self.n_users}, {features.shape[1]}), got {profiles.shape}"
+            )
+        base = self._new_base()
+        base.n_users, base.n_items, base.train_matrix = self.n_users, self.n_items, self.train_matrix
+        base._load_state({k[len(_BASE_STATE):]: v for k, v in arrays.items() if k.startswith(_BASE_STATE)})
+        self.base, self.features, self.profiles = base, features, profiles
+
+
+def _zscore(scores: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Each row minus its reference mean, over its reference standard deviation (1 when that is 0).
+
+    Only finite reference scores count (a base may score masked items -inf), so one such item
+    cannot turn a user's whole row into NaN.
+    """
+    finite = np.isfinite(reference)
+    counts = np.maximum(finite.sum(axis=1, keepdims=True), 1)
+    values = np.where(finite, reference, 0.0)
+    mean = values.sum(axis=1, keepdims=True) / counts
+    std = np.sqrt((np.where(finite, reference - mean, 0.0) ** 2).sum(axis=1, keepdims=True) / counts)
+    return (scores - mean) / np.where(std > 0, std, 1.0)
+
+
+def _check_features(item_features: np.ndarray | None, n_items: int) -> np.ndarray:
+    if item_features is None:
+        raise InvalidArgumentError("hybrid needs item_features, an (n_items, dim) array of item content vectors")
+    feats = np.asarray(item_features, dtype=np.float32)
+    if feats.ndim != 2 or feats.shape[0] != n_items:
+        shape = feats.shape
+        raise InvalidArgumentError(f"item_features must have shape ({n_items}, dim), one row per item, got {shape}")
+    if not np.isfinite(feats).all():
+        raise InvalidArgumentError("item_features contain NaN or infinite values")
+    return feats
+
+
+def _normalise(v: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(v, axis=1, keepdims=True)
+    return (v / np.where(norms > 0, norms, 1.0)).astype(np.float32)
