@@ -24,8 +24,16 @@ that encoder), counts as missing. A row with no usable modality cannot be fused:
 
 Queries (`Fusion.query`) follow the same rule: image-only, text-only and
 image+text queries are built exactly like items with those modalities. The image
-and text spaces are not aligned with each other (no CLIP weights here), so a
-text-only query only matches through the text slot of the items.
+and text encoders are not aligned with each other (no CLIP weights here), so on its
+own a text-only query matches only through the text slot of the items.
+
+Alignment (`encoders.alignment`, on by default in the engine): ridge maps text -> image
+and image -> text, fitted at index time on the catalog's items that have both, fill the
+empty slot of a one-modality item and of a one-modality query with a predicted vector,
+weighted `AlignmentConfig.predicted_weight` times its modality's weight (`fuse`'s
+`image_factor` / `text_factor`). A text query then reaches image-only items through the
+image slot and an image query text-only items through the text slot. `split` is the
+inverse of `fuse`: the per-modality unit vectors of fused rows.
 
 Scores of a query are put on the query's own scale (`Fusion.query_scale`): the
 weighted mean, over the modalities the query has, of the cosine in that modality
@@ -137,6 +145,8 @@ class Fusion:
         text: np.ndarray | None,
         has_image: np.ndarray,
         has_text: np.ndarray,
+        image_factor: np.ndarray | None = None,
+        text_factor: np.ndarray | None = None,
     ) -> np.ndarray:
         """Fuse per-item vectors into unit rows `(n, dim)` float32.
 
@@ -146,6 +156,9 @@ class Fusion:
             text: `(n, text_dim)`, likewise for `has_text`. None when no row has text.
             has_image: `(n,)` bool, which rows have an image vector.
             has_text: `(n,)` bool, which rows have a text vector.
+            image_factor: `(n,)` multipliers of the image weight per row (None: 1); the
+                alignment (`encoders.alignment.complete`) gives a predicted slot less weight.
+            text_factor: likewise for the text weight.
 
         Returns:
             `(n, dim)` float32 with unit-norm rows.
@@ -172,15 +185,42 @@ class Fusion:
                 f"weights image={self.image_weight:g}, text={self.text_weight:g}): rows {_few(rows)}; "
                 "drop them first with Fusion.usable()"
             )
-        total = np.where(use_image, self.image_weight, 0.0) + np.where(use_text, self.text_weight, 0.0)
+        # Without factors the weights stay the scalars they always were (bit-identical vectors).
+        w_image = self.image_weight if image_factor is None else self.image_weight * _factor(image_factor, n, "image")
+        w_text = self.text_weight if text_factor is None else self.text_weight * _factor(text_factor, n, "text")
+        total = np.where(use_image, w_image, 0.0) + np.where(use_text, w_text, 0.0)
         out = np.zeros((n, self.dim), dtype=np.float32)
         if use_image.any():
             unit = _unit_rows(image, use_image, n, self.image_dim, "image")
-            out[:, : self.image_dim] = unit * np.sqrt(self.image_weight / total)[:, None]
+            out[:, : self.image_dim] = unit * np.sqrt(w_image / total)[:, None]
         if use_text.any():
             unit = _unit_rows(text, use_text, n, self.text_dim, "text")
-            out[:, self.image_dim :] = unit * np.sqrt(self.text_weight / total)[:, None]
+            out[:, self.image_dim :] = unit * np.sqrt(w_text / total)[:, None]
         return out
+
+    def split(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The per-modality unit vectors of fused rows, and which rows have each: the inverse of `fuse`.
+
+        Returns:
+            `(image, text, has_image, has_text)`: `(n, image_dim)` and `(n, text_dim)` float32
+            unit rows (zero where the slot is empty) and two `(n,)` bool masks.
+
+        Example:
+            >>> fusion = Fusion(2, 2)
+            >>> image, text, has_image, has_text = fusion.split(fusion.query(text=np.array([0.0, 1.0])))
+            >>> has_image.tolist(), text.tolist()
+            ([False], [[0.0, 1.0]])
+        """
+        vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
+        if vectors.ndim != 2 or vectors.shape[1] != self.dim:
+            raise InvalidArgumentError(f"fused vectors must have shape (n, {self.dim}), got {vectors.shape}")
+        parts = []
+        for part in (vectors[:, : self.image_dim], vectors[:, self.image_dim :]):
+            norms = np.linalg.norm(part, axis=1)
+            present = norms > 1e-12
+            parts.append(((part / np.where(present, norms, 1.0)[:, None]).astype(np.float32), present))
+        (image, has_image), (text, has_text) = parts
+        return image, text, has_image, has_text
 
     def query(self, image: np.ndarray | None = None, text: np.ndarray | None = None) -> np.ndarray:
         """Query vectors in the fused space from an image vector, a text vector, or both.
@@ -246,6 +286,14 @@ class Fusion:
         if w_query == 0.0:
             raise InvalidArgumentError("the query vector is zero in every modality; build it with Fusion.query")
         return np.sqrt(w_items / w_query)
+
+
+def _factor(values: np.ndarray, n: int, name: str) -> np.ndarray:
+    """Per-row weight multipliers: `(n,)` finite numbers > 0."""
+    factor = np.asarray(values, dtype=np.float64)
+    if factor.shape != (n,) or not np.all(np.isfinite(factor) & (factor > 0)):
+        raise InvalidArgumentError(f"{name}_factor must be {n} finite numbers > 0, got shape {factor.shape}")
+    return factor
 
 
 def _mask(values: np.ndarray, name: str, n: int | None = None) -> np.ndarray:

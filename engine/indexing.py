@@ -30,6 +30,7 @@ class IndexReport:
     seconds: float
     index_type: str
     out: str
+    alignment: str = "off"
 
     @property
     def items_per_second(self) -> float:
@@ -49,6 +50,7 @@ class IndexReport:
         lines += [
             f"time          : {self.seconds:.1f} s ({self.items_per_second:.1f} items/s encoded)",
             f"index         : {self.index_type}",
+            f"alignment     : {self.alignment}",
             f"saved to      : {self.out}",
         ]
         return "\n".join(lines)
@@ -95,5 +97,6 @@ def index_catalog(
         seconds=time.perf_counter() - start,
         index_type=engine.index.describe() if hasattr(engine.index, "describe") else type(engine.index).__name__,
         out=str(out),
+        alignment=engine.state.fitted.describe() if engine.state.fitted is not None else "off",
     )
     return engine, report

