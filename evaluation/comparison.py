@@ -17,6 +17,11 @@ One more fit per model, on `cold_split` with a seeded 20% of the items removed
 from training, gives item cold start (`evaluate_cold_items`). Every fit is
 independent, so `ComparisonConfig.jobs` can spread them over worker processes.
 
+The name `auto` (`evaluation.auto`) is a row too: on each split the engine's selection
+trains on the training part and selects on the validation, and its pick is fitted and
+evaluated like any other row (no cold-start fit). Models already done (`done`, e.g. read back from an
+interrupted run's partial file) are not fitted again.
+
 Example:
     >>> comparison = compare_models(data, ["popularity", "itemknn"])   # doctest: +SKIP
     >>> print(evaluation.report.format_comparison(comparison))          # doctest: +SKIP
@@ -26,9 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import multiprocessing
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +43,7 @@ from recommenders.data import InteractionData
 from recommenders.registry import create_model, list_models, model_class
 from recommenders.splits import Split, leave_last_out, temporal_split
 
+from .auto import AUTO, DEFAULT_AUTO_BUDGET_S, AutoPick, select_on_validation
 from .protocols import (
     ColdStartResult,
     Metrics,
@@ -53,6 +57,7 @@ from .protocols import (
 )
 from .rating import RatingReport, global_mean_rmse, rating_report
 from .statistics import paired_bootstrap
+from .workers import run_tasks
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +94,7 @@ class ComparisonConfig:
         jobs: worker processes, one torch thread each (1: everything in this process, torch's
             default threads). Same seeds either way; torch's float sums depend on the thread
             count, so neural models may differ in the last digits.
+        auto_budget_s: time budget of the `auto` row's selection on each split's validation.
     """
 
     splits: tuple[str, ...] = SPLITS
@@ -101,9 +107,13 @@ class ComparisonConfig:
     served_history: bool = True
     seed: int = 0
     jobs: int = 1
+    auto_budget_s: float = DEFAULT_AUTO_BUDGET_S
 
     def __post_init__(self) -> None:
         check_k(self.k)
+        if isinstance(self.auto_budget_s, bool) or not isinstance(self.auto_budget_s, (int, float)) \
+                or not self.auto_budget_s >= 0:
+            raise InvalidArgumentError(f"auto_budget_s must be a number of seconds >= 0, got {self.auto_budget_s!r}")
         if isinstance(self.jobs, bool) or not isinstance(self.jobs, int) or self.jobs < 1:
             raise InvalidArgumentError(f"jobs must be a positive integer, got {self.jobs!r}")
         for kind, names, valid in (("split", self.splits, SPLITS), ("protocol", self.protocols, PROTOCOLS)):
@@ -153,6 +163,7 @@ class ModelResult:
         splits: split name -> its fit's results.
         cold: the item cold-start result, or None.
         tuning: the validation search, when tuned.
+        selection: for the `auto` row, split name -> its selection report (`SelectionReport.to_dict()`).
     """
 
     name: str
@@ -160,6 +171,7 @@ class ModelResult:
     splits: dict[str, SplitResult]
     cold: ColdStartResult | None = None
     tuning: TuningResult | None = None
+    selection: dict[str, dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -180,10 +192,11 @@ class Comparison:
     excluded_from_winner: frozenset[str] = field(default_factory=rating_only_models)
 
     def winner(self, split: str | None = None) -> str | None:
-        """The model with the best validation NDCG@k on `split` (default: primary) that can serve the engine."""
+        """The single model with the best validation NDCG@k on `split` (default: primary) that can serve the
+        engine (`auto` is not a single model)."""
         split = split or self.config.primary
         scores = {n: r.splits[split].validation.ndcg for n, r in self.models.items()
-                  if split in r.splits and n not in self.excluded_from_winner}
+                  if split in r.splits and n not in self.excluded_from_winner and n != AUTO}
         return max(scores, key=lambda n: scores[n]) if scores else None
 
     def versus(self, baseline: str = "popularity", split: str | None = None) -> dict[str, tuple[float, float, float]]:
@@ -250,6 +263,7 @@ def compare_models(
     item_features: np.ndarray | None = None,
     overrides: Mapping[str, Any] | None = None,
     on_model: Callable[[Comparison], None] | None = None,
+    done: Mapping[str, ModelResult] | None = None,
 ) -> Comparison:
     """Fit and evaluate each named model on every split and protocol of `config`.
 
@@ -260,6 +274,7 @@ def compare_models(
         item_features: item vectors for models that use them.
         overrides: config values for every model (e.g. epochs, show_progress); tuned values win.
         on_model: called with the results so far after each model (to save partial results of a long run).
+        done: results of models already evaluated with this config (resuming a run): reused, not refitted.
 
     Example:
         >>> c = compare_models(data, ["popularity", "itemknn"], ComparisonConfig(protocols=("full",)))  # doctest: +SKIP
@@ -267,67 +282,50 @@ def compare_models(
         'itemknn'
     """
     config = config or ComparisonConfig()
+    done = dict(done or {})
     for name in names:
-        model_class(name)  # raises with the valid names when unknown
+        if name != AUTO:
+            model_class(name)  # raises with the valid names when unknown
+    todo = [name for name in names if name not in done]
     builders = {"temporal": temporal_split, "leave-last-out": leave_last_out}
     splits = {s: builders[s](data) for s in dict.fromkeys(config.fitted_splits() + (config.cold_split,))}
     fixed = {"seed": config.seed, **(overrides or {})}
     baseline = {}
     if "rmse" in config.protocols:
         baseline = {s: global_mean_rmse(splits[s].train, splits[s].test) for s in config.fitted_splits()}
-    model_configs = {name: dict(fixed) for name in names}
+    model_configs = {name: dict(fixed) for name in todo}
     tunings: dict[str, TuningResult] = {}
+    tuned_names = [name for name in todo if name != AUTO]
     if config.tune_budget > 0:
-        tasks = [(_tune, name, splits[config.primary], config, item_features, fixed) for name in names]
-        for name, tuned in zip(names, _run(tasks, config.jobs)):
+        tasks = [(_tune, name, splits[config.primary], config, item_features, fixed) for name in tuned_names]
+        for name, tuned in zip(tuned_names, run_tasks(tasks, config.jobs)):
             tunings[name] = tuned
             model_configs[name].update(tuned.best_config)
-    fits = [*config.fitted_splits(), *(["cold"] if "cold" in config.protocols else [])]
-    tasks = [(_fit, name, model_configs[name], fit, splits[config.cold_split if fit == "cold" else fit], config,
-              item_features) for name in names for fit in fits]
-    results = _run(tasks, config.jobs)
+    all_fits = [*config.fitted_splits(), *(["cold"] if "cold" in config.protocols else [])]
+    fits = {name: [f for f in all_fits if not (name == AUTO and f == "cold")] for name in todo}
+    tasks = [(_fit_auto, fit, splits[fit], config, item_features, fixed) if name == AUTO else
+             (_fit, name, model_configs[name], fit, splits[config.cold_split if fit == "cold" else fit], config,
+              item_features) for name in todo for fit in fits[name]]
+    results = run_tasks(tasks, config.jobs)
     models: dict[str, ModelResult] = {}
     for name in names:
-        parts = {fit: next(results) for fit in fits}
+        if name in done:
+            models[name] = done[name]
+            continue
+        parts = {fit: next(results) for fit in fits[name]}
         cold = parts.pop("cold", None)
         shown = {k: v for k, v in model_configs[name].items() if k != "show_progress"}
-        models[name] = ModelResult(name, shown, parts, cold, tunings.get(name))
+        if name == AUTO:
+            picks: dict[str, AutoPick] = {fit: pick for fit, (_, pick) in parts.items()}
+            parts = {fit: result for fit, (result, _) in parts.items()}
+            first = picks[config.primary]
+            shown = {"picked": first.model, **first.changes, "budget_s": config.auto_budget_s}
+            models[name] = ModelResult(name, shown, parts, None, None, {f: p.report for f, p in picks.items()})
+        else:
+            models[name] = ModelResult(name, shown, parts, cold, tunings.get(name))
         if on_model is not None:
             on_model(Comparison(config, dict(models), baseline))
     return Comparison(config, models, baseline)
-
-
-def _run(tasks: list[tuple[Any, ...]], jobs: int) -> Iterator[Any]:
-    """Each task's result, in order: `task[0](*task[1:])`, in this process or in `jobs` worker processes."""
-    if jobs == 1:
-        for fn, *task_args in tasks:
-            yield fn(*task_args)
-        return
-    # Spawned, not forked: torch's thread pools do not survive a fork.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker,
-                             initargs=(logging.getLogger().level,)) as pool:
-        futures = [pool.submit(*task) for task in tasks]
-        try:
-            for future in futures:
-                yield future.result()
-        finally:
-            for future in futures:
-                future.cancel()
-
-
-def _init_worker(log_level: int) -> None:
-    """One thread per worker (the workers share the cores), and the parent's log level."""
-    import torch
-
-    torch.set_num_threads(1)
-    try:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(1)
-    except ImportError:  # NumPy's BLAS then keeps its default threads
-        pass
-    logging.basicConfig(level=log_level, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
 
 
 def _tune(
@@ -355,6 +353,17 @@ def _fit(
                                    served=config.served_history)
     log.info("%s: fitting on the %s split", name, fit)
     return _evaluate_split(name, model_config, fit, split, config, item_features)
+
+
+def _fit_auto(
+    fit: str, split: Split, config: ComparisonConfig, item_features: np.ndarray | None, fixed: dict[str, Any]
+) -> tuple[SplitResult, AutoPick]:
+    """The `auto` row on one split: select on its validation, then fit and evaluate the pick like any row."""
+    pick = select_on_validation(split, item_features, config.auto_budget_s, fixed)
+    log.info("auto: picked %s %s on the %s split's validation", pick.model, pick.changes or "(defaults)", fit)
+    settings = {k: v for k, v in {**fixed, **pick.changes}.items()
+                if k in {f.name for f in dataclasses.fields(model_class(pick.model).config_class)}}
+    return _evaluate_split(pick.model, settings, fit, split, config, item_features), pick
 
 
 def _evaluate_split(
@@ -398,6 +407,8 @@ def _model_dict(r: ModelResult) -> dict[str, Any]:
                        "test_interactions": r.cold.n_test_interactions, "train_seconds": r.cold.train_seconds}
     if r.tuning is not None:
         out["tuning"] = {"best": r.tuning.best_config, "val_ndcg": r.tuning.best_score, "table": r.tuning.table}
+    if r.selection is not None:
+        out["selection"] = r.selection
     return out
 
 

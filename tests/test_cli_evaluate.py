@@ -76,8 +76,8 @@ def test_an_interrupted_run_leaves_the_previous_results_alone(tmp_path: Path, mo
 
     real = evaluation.comparison.compare_models
 
-    def interrupted(data, names, config, features, overrides, on_model):  # type: ignore[no-untyped-def]
-        real(data, names[:1], config, features, overrides, on_model)  # the first model completes, then ^C
+    def interrupted(data, names, config, features, overrides, on_model, done):  # type: ignore[no-untyped-def]
+        real(data, names[:1], config, features, overrides, on_model, done)  # the first model completes, then ^C
         raise KeyboardInterrupt
 
     monkeypatch.setattr(evaluation.comparison, "compare_models", interrupted)
@@ -100,8 +100,20 @@ def test_bad_flags_say_what_is_valid(tmp_path: Path, capsys) -> None:
     assert not list(tmp_path.iterdir())
 
 
-def test_default_out_is_not_the_tracked_results() -> None:
+def test_the_parser_constants_agree_with_evaluation() -> None:
+    from evaluation.auto import DEFAULT_AUTO_BUDGET_S
+    from evaluation.datasets import DATASETS
+
+    assert cli.evaluate.DATASET_NAMES == tuple(DATASETS) and cli.evaluate.AUTO_BUDGET_S == DEFAULT_AUTO_BUDGET_S
+
+
+def test_default_out_is_not_the_tracked_results(tmp_path: Path, monkeypatch) -> None:
     assert cli.evaluate.DEFAULT_OUT.parts[0] == "runs"
+    monkeypatch.chdir(tmp_path)
+    assert main([*QUICK, "--dataset", "instacart", "--models", "popularity", "--no-plots"]) == 0
+    report = json.loads((tmp_path / "runs" / "instacart.json").read_text())
+    assert report["dataset"] == "instacart" and report["dataset_title"] == "Instacart (groceries)"
+    assert list(report["models"]) == ["popularity"] and not (tmp_path / "results").exists()
 
 
 @pytest.mark.parametrize("command", [["evaluate"], ["evaluate", "models"], ["evaluate", "retrieval"],

@@ -126,3 +126,70 @@ def test_worker_processes_give_the_same_results() -> None:
         assert two.models[name].cold.metrics == one.models[name].cold.metrics  # type: ignore[union-attr]
     with pytest.raises(InvalidArgumentError, match="jobs must be a positive integer, got 0"):
         ComparisonConfig(jobs=0)
+
+
+def test_auto_selects_on_the_validation_and_never_sees_the_test(monkeypatch) -> None:
+    import evaluation.auto
+
+    seen = []
+    real = evaluation.auto.select_model
+
+    def spy(data, *args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append((data, kwargs["split"]))
+        return real(data, *args, **kwargs)
+
+    monkeypatch.setattr(evaluation.auto, "select_model", spy)
+    log = planted_log()
+    config = ComparisonConfig(splits=("temporal",), protocols=("full",), auto_budget_s=0.0)
+    c = compare_models(log, ["popularity", "ease", "auto"], config, overrides=QUICK)
+    from recommenders.splits import temporal_split
+
+    split = temporal_split(log)
+    assert len(seen) == 1
+    data, selection = seen[0]
+    assert len(data) == len(split.train) and len(selection.train) == len(split.train)  # trains on the training part
+    assert len(selection.test) == len(split.validation)  # selects on the validation events
+    assert max(data.timestamps.max(), selection.test.timestamps.max()) < split.test.timestamps.min()  # no test
+    auto = c.models["auto"]
+    # Budget 0: only the first candidate (EASE, defaults) trains, so auto is the EASE row, fitted the same way.
+    assert auto.config["picked"] == "ease" and auto.selection["temporal"]["winner"] == "ease"
+    assert auto.cold is None and c.winner() != "auto"
+    assert auto.splits["temporal"].test.ndcg == c.models["ease"].splits["temporal"].test.ndcg
+    np.testing.assert_array_equal(auto.splits["temporal"].test.user_ndcg,
+                                  c.models["ease"].splits["temporal"].test.user_ndcg)
+    assert "| auto " in format_comparison(c)
+    assert json.loads(json.dumps(c.as_dict()))["models"]["auto"]["selection"]["temporal"]["winner"] == "ease"
+
+
+def test_auto_against_the_oracle_uses_the_paired_bootstrap() -> None:
+    from evaluation.oracle import auto_vs_oracle, format_auto_vs_oracle, oracle
+
+    config = ComparisonConfig(splits=("temporal",), protocols=("full",), auto_budget_s=0.0)
+    c = compare_models(planted_log(), ["popularity", "itemknn", "auto"], config, overrides=QUICK)
+    tests = {n: c.models[n].splits["temporal"].test for n in ("popularity", "itemknn")}
+    best = max(tests, key=lambda n: tests[n].ndcg)
+    assert oracle(c) == best
+    r = auto_vs_oracle(c)
+    auto_test = c.models["auto"].splits["temporal"].test
+    expected = paired_bootstrap(auto_test.user_ndcg, tests[best].user_ndcg, seed=0)
+    assert (r["difference"], r["low"], r["high"]) == expected
+    assert r["difference"] == pytest.approx(auto_test.ndcg - tests[best].ndcg)
+    assert r["picked"] == "ease" and r["oracle"] == best
+    assert r["validation_margin"] == pytest.approx(r["validation_ndcg"] - c.models[c.winner()].splits["temporal"]
+                                                   .validation.ndcg)
+    line = format_auto_vs_oracle(c)
+    assert line.startswith("temporal: auto picked ease") and f"the oracle {best} (best single default model" in line
+    assert auto_vs_oracle(compare_models(planted_log(), ["popularity"], config, overrides=QUICK)) is None
+
+
+def test_auto_wins_or_ties_every_single_model_on_validation() -> None:
+    names = ["popularity", "itemknn", "ease", "als"]
+    config = ComparisonConfig(splits=("temporal",), protocols=("full",), auto_budget_s=600.0)
+    c = compare_models(planted_log(), [*names, "auto"], config, overrides=QUICK)
+    auto = c.models["auto"].splits["temporal"].validation.ndcg
+    singles = {n: c.models[n].splits["temporal"].validation.ndcg for n in names}
+    # Every single model above is a candidate with its defaults, scored on the same validation events.
+    assert auto >= max(singles.values()) - 1e-9, (auto, singles)
+    picked = c.models["auto"].selection["temporal"]
+    chosen = max(r["ndcg"] for r in picked["rows"] if r["ndcg"] is not None)
+    assert chosen == pytest.approx(auto)  # the selection's score is the row's validation NDCG
