@@ -5,7 +5,8 @@ least 3 events has their latest event held out to *select* and the one before it
 early*; the rest, and every event of users with fewer than 3, trains. Each candidate trains
 on that part and is scored on the selection events by `recommenders.metrics.rank_users`
 (the evaluation's routine: full catalogue, the user's other held-out and training items
-masked, mean NDCG@10). Nothing but the shop's own past is looked at.
+masked, mean NDCG@10; a selection event on an item the user already had, a re-order, is
+masked too and so not counted, as in the evaluation). Nothing but the shop's own past is looked at.
 
 Candidates (`CANDIDATES`, in order) first train once each with their defaults; the time
 left then goes to a small search over each one's grid (`recommenders.tuning.default_grid`:
@@ -278,7 +279,7 @@ def select_model(
         failures = "\n".join(f"{t.model}: {t.status}" for t in rows)
         raise InvalidArgumentError(f"auto: no candidate could be trained:\n{failures}")
     best, changes = ordered[_best(rows)]
-    return SelectionReport(rows, best.model, dict(changes), budget, int(len(users)), best.epochs)
+    return SelectionReport(rows, best.model, dict(changes), budget, int(len(search.users)), best.epochs)
 
 
 def default_candidates(data: InteractionData) -> list[str]:

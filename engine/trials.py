@@ -19,7 +19,7 @@ import numpy as np
 from core.errors import EngineError
 from recommenders import Recommender, create_model
 from recommenders.hybrid import Hybrid
-from recommenders.metrics import rank_users
+from recommenders.metrics import rank_users, rows_with_entries, unseen
 from recommenders.registry import model_class
 from recommenders.splits import Split
 from recommenders.tuning import default_grid
@@ -56,10 +56,14 @@ class Trials:
 
     def __init__(self, split: Split, users: np.ndarray, features: Callable[[], Any], show_progress: bool,
                  overrides: Mapping[str, Any]) -> None:
-        self.split, self.users, self.features = split, users, features
+        self.split, self.features = split, features
         # Selecting on the early-stopping events themselves (an evaluation's validation): mask only training.
         self.seen = (split.train if split.validation is split.test else split.seen()).csr()
-        self.relevant = split.test.csr()
+        # An event on an item the user already had is masked in the ranking, so it cannot count (as in the
+        # evaluation); when every selection event is such a re-order, they all count and every score is 0.
+        reachable = unseen(split.test.csr(), self.seen)
+        kept = np.intersect1d(users, rows_with_entries(reachable))
+        self.relevant, self.users = (reachable, kept) if len(kept) else (split.test.csr(), users)
         self.show_progress, self.overrides = show_progress, overrides
         self.done: dict[str, list[tuple[Trial, dict[str, Any]]]] = {}
         grid = model_class(HYBRID).tuning_grid or {}

@@ -36,7 +36,7 @@ from core.checks import check_k
 from core.errors import InvalidArgumentError
 from core.ranking import top_k
 from recommenders.base import Recommender
-from recommenders.metrics import per_user_metrics, rank_users, ranking_metrics
+from recommenders.metrics import per_user_metrics, rank_users, ranking_metrics, rows_with_entries, unseen
 from recommenders.registry import create_model, model_class
 from recommenders.splits import Split
 from recommenders.tuning import default_grid
@@ -116,8 +116,8 @@ def evaluate_full(
     """
     check_k(k)
     seen = split.seen().csr()
-    relevant = _minus(split.test.csr(), seen)
-    users = np.intersect1d(split.train.active_users(), _rows_with_entries(relevant))
+    relevant = unseen(split.test.csr(), seen)
+    users = np.intersect1d(split.train.active_users(), rows_with_entries(relevant))
     return _rank_full(scorer_for(model, split, served), users, seen, relevant, k, "full", cutoffs)
 
 
@@ -237,7 +237,7 @@ def evaluate_cold_items(
     reduced = Split(train, validation, cold_test)
     seen = reduced.seen().csr()
     relevant = cold_test.csr()
-    users = np.intersect1d(train.active_users(), _rows_with_entries(relevant))
+    users = np.intersect1d(train.active_users(), rows_with_entries(relevant))
     metrics = _rank_full(scorer_for(model, reduced, served), users, seen, relevant, k, "cold")
     return ColdStartResult(metrics, cold, len(cold_test), seconds)
 
@@ -363,17 +363,6 @@ def _rank_full(
 def _metrics(protocol: str, k: int, totals: np.ndarray, n_users: int, coverage: float) -> Metrics:
     hr, ndcg, recall, mrr = (totals / max(n_users, 1)).tolist()
     return Metrics(protocol, k, hr, ndcg, recall, mrr, coverage, n_users)
-
-
-def _minus(a: sp.csr_matrix, b: sp.csr_matrix) -> sp.csr_matrix:
-    """Binary entries of `a` that are not in `b`."""
-    out = (a - a.multiply(b > 0)).tocsr()
-    out.eliminate_zeros()
-    return out
-
-
-def _rows_with_entries(m: sp.csr_matrix) -> np.ndarray:
-    return np.flatnonzero(np.diff(m.indptr) > 0)
 
 
 def time_fit(

@@ -124,3 +124,23 @@ def rmse(model: Any, test: InteractionData) -> float:
         )
     predicted = np.asarray(model.predict_ratings(test.users, test.items), dtype=np.float64)
     return float(np.sqrt(np.mean((predicted - test.weights.astype(np.float64)) ** 2)))
+
+
+def unseen(relevant: sp.csr_matrix, seen: sp.csr_matrix) -> sp.csr_matrix:
+    """The entries of `relevant` that are not in `seen`: the hits a ranking that masks `seen` can reach.
+
+    A held-out event on an item the user already had (a re-order) is masked by the ranking, so
+    it cannot be a hit; the evaluation and `fit(model="auto")` both leave such events out.
+
+    Example:
+        >>> unseen(sp.csr_matrix(np.array([[1.0, 1.0]])), sp.csr_matrix(np.array([[1.0, 0.0]]))).toarray().tolist()
+        [[0.0, 1.0]]
+    """
+    out = (relevant - relevant.multiply(seen > 0)).tocsr()
+    out.eliminate_zeros()
+    return out
+
+
+def rows_with_entries(m: sp.csr_matrix) -> np.ndarray:
+    """The rows of `m` that hold at least one entry."""
+    return np.flatnonzero(np.diff(m.indptr) > 0)

@@ -242,3 +242,16 @@ def test_a_log_too_small_to_validate_trains_the_fallback(engine_and_log) -> None
     assert engine.trained.fit_report.startswith("auto: no user has the 3 events a validation needs")
     assert "trained itemknn on every event instead" in engine.trained.fit_report
     assert engine.recommend("u1", k=1)[0].source == "itemknn"
+
+
+def test_reorders_are_not_counted_as_selection_events() -> None:
+    from engine.trials import Trials
+    from recommenders.splits import leave_last_out
+
+    # Users 0-2 end on an item they had before (a re-order, masked in any ranking); users 3-5 on a new one.
+    users = np.repeat(np.arange(6), 4)
+    items = np.array([0, 1, 2, 0] * 3 + [0, 1, 2, 3] * 3)
+    split = leave_last_out(InteractionData.from_arrays(users, items, np.arange(24)))
+    trials = Trials(split, np.arange(6), lambda: None, False, {})
+    assert trials.users.tolist() == [3, 4, 5]
+    assert trials.trial("popularity", {}, limit=10.0).ndcg > 0  # only reachable events count
