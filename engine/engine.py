@@ -199,10 +199,10 @@ class Engine:
     ) -> list[Match]:
         """Items matching a text, a photo (a path, PIL image, encoded bytes or NumPy array), or both.
 
-        `Match.score` is the cosine similarity in the query's own modalities, in [-1, 1]:
-        a text query scores the text cosine, a photo query the image cosine (an exact
-        image match scores 1.0), a query with both their weighted sum (an item lacking
-        a modality counts 0 for it; see `Fusion.query_scale`).
+        `Match.score` is in [-1, 1]: unaligned, the cosine in the query's own modalities
+        (text query: text cosine; photo: image cosine, an exact match 1.0; both: their
+        weighted sum, see `Fusion.query_scale`); aligned (the default), a one-modality query
+        is completed with the predicted other modality and scores on that completed vector.
 
         Example:
             >>> engine.search(text="red running shoes", k=5)   # doctest: +SKIP
