@@ -238,7 +238,7 @@ def select_model(
     if not budget >= 0:
         raise InvalidArgumentError(f"budget_s must be a number of seconds >= 0, got {budget_s!r}")
     names = list(candidates) if candidates is not None else default_candidates(data)
-    known = {f.name for name in names for f in dataclasses.fields(model_class(name).config_class)}
+    known = candidate_fields(names)
     if set(overrides) - known:
         raise InvalidArgumentError(f"no candidate of auto has settings {sorted(set(overrides) - known)}")
     if HYBRID in names and {"base", "base_config"} & set(overrides):
@@ -280,6 +280,16 @@ def select_model(
         raise InvalidArgumentError(f"auto: no candidate could be trained:\n{failures}")
     best, changes = ordered[_best(rows)]
     return SelectionReport(rows, best.model, dict(changes), budget, int(len(search.users)), best.epochs)
+
+
+def candidate_fields(names: Sequence[str]) -> set[str]:
+    """The config fields some candidate in `names` has: what an override given to `select_model` may name.
+
+    Example:
+        >>> "l2" in candidate_fields(["ease", "als"]) and "l2" not in candidate_fields(["als"])
+        True
+    """
+    return {f.name for name in names for f in dataclasses.fields(model_class(name).config_class)}
 
 
 def default_candidates(data: InteractionData) -> list[str]:

@@ -20,7 +20,6 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,8 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.selection import default_candidates, select_model
-from recommenders.registry import model_class
+from engine.selection import candidate_fields, default_candidates, select_model
 from recommenders.splits import Split
 
 log = logging.getLogger(__name__)
@@ -74,7 +72,7 @@ def select_on_validation(
     overrides = dict(overrides or {})
     show_progress = bool(overrides.pop("show_progress", False))
     candidates = default_candidates(split.train)
-    known = {f.name for name in candidates for f in dataclasses.fields(model_class(name).config_class)}
+    known = candidate_fields(candidates)
     applicable = {k: v for k, v in overrides.items() if k in known}
     log.info("auto: selecting on the validation part (%d training events, budget %g s)", len(split.train), budget_s)
     selection = Split(split.train, split.validation, split.validation)

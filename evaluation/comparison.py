@@ -194,9 +194,15 @@ class Comparison:
     def winner(self, split: str | None = None) -> str | None:
         """The single model with the best validation NDCG@k on `split` (default: primary) that can serve the
         engine (`auto` is not a single model)."""
+        return self.best_single("validation", split)
+
+    def best_single(self, part: str, split: str | None = None) -> str | None:
+        """The single model (not `auto`, not rating-only) with the best NDCG@k on `part` ("validation" or
+        "test") of `split` (default: primary); None when no model has that part."""
         split = split or self.config.primary
-        scores = {n: r.splits[split].validation.ndcg for n, r in self.models.items()
-                  if split in r.splits and n not in self.excluded_from_winner and n != AUTO}
+        scores = {n: getattr(r.splits[split], part).ndcg for n, r in self.models.items()
+                  if n != AUTO and n not in self.excluded_from_winner and split in r.splits
+                  and getattr(r.splits[split], part) is not None}
         return max(scores, key=lambda n: scores[n]) if scores else None
 
     def versus(self, baseline: str = "popularity", split: str | None = None) -> dict[str, tuple[float, float, float]]:

@@ -21,11 +21,7 @@ from .comparison import Comparison
 
 def oracle(comparison: Comparison, split: str | None = None) -> str | None:
     """The single model (not `auto`, not rating-only) with the best test NDCG@k on `split` (default: primary)."""
-    split = split or comparison.config.primary
-    scores = {n: r.splits[split].test.ndcg for n, r in comparison.models.items()
-              if n != AUTO and n not in comparison.excluded_from_winner and split in r.splits
-              and r.splits[split].test is not None}
-    return max(scores, key=lambda n: scores[n]) if scores else None
+    return comparison.best_single("test", split)
 
 
 def auto_vs_oracle(comparison: Comparison, split: str | None = None) -> dict[str, Any] | None:
