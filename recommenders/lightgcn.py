@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from core.errors import InvalidArgumentError
@@ -119,6 +120,12 @@ class LightGCNNetwork(nn.Module):
         self.item_embedding = nn.Embedding(n_items, dim)
         # A plain attribute, not a buffer: the graph is rebuilt from the train matrix, never saved.
         self.adjacency = adjacency
+        # The same CSR matrix as the arguments of an embedding bag (int32 column indices, row
+        # offsets, edge weights): FBGEMM's weighted-sum kernel computes A @ x 4x faster than
+        # `torch.sparse.mm` (0.5 ms against 2.2 ms on the 9.7k-item log's 200k edges, 64 dims).
+        self._bag_columns = adjacency.col_indices().to(torch.int32)
+        self._bag_offsets = adjacency.crow_indices()[:-1].to(torch.int32)
+        self._bag_weights = adjacency.values()
 
     def reset_parameters(self, std: float) -> None:
         """Normal initialisation, as in the paper's code."""
@@ -130,9 +137,72 @@ class LightGCNNetwork(nn.Module):
         x = torch.cat([self.user_embedding.weight, self.item_embedding.weight])
         out = [x]
         for _ in range(self.layers):
-            x = _SymmetricPropagation.apply(self.adjacency, x)
+            x = _SymmetricPropagation.apply(self.adjacency, x) if torch.is_grad_enabled() else self.propagate(x)
             out.append(x)
         return out
+
+    def propagate_sum(self, x: torch.Tensor) -> torch.Tensor:
+        """(x + A x + ... + A^K x) / (K + 1), by Horner's rule: K sparse products, no list of layers.
+
+        With A symmetric this is also its own adjoint: the gradient of the final embeddings
+        with respect to layer 0 is `propagate_sum` of their gradient.
+        """
+        y = x
+        for _ in range(self.layers):
+            y = self.propagate(y).add_(x)
+        return y.div_(self.layers + 1) if self.layers else y.clone()
+
+    def propagate(self, x: torch.Tensor) -> torch.Tensor:
+        """A @ x, without autograd (an embedding bag: each row sums its neighbours' rows, weighted)."""
+        return F.embedding_bag(
+            self._bag_columns, x, self._bag_offsets, mode="sum", per_sample_weights=self._bag_weights
+        )
+
+    @torch.no_grad()
+    def train_step(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, reg: float) -> float:
+        """Write one BPR step's gradients into the embeddings' `.grad` buffers (overwritten); returns the loss.
+
+        The loss is mean softplus(u.j - u.i) over the batch's final embeddings plus `reg`
+        times the L2 of its layer-0 rows / (2 * batch), exactly the autograd version's
+        (`loss_for_batch`); by hand, the step is the 2K sparse products (`propagate`) and a
+        few row operations, without autograd's zero-filled gradient of every layer and table.
+
+        Example:
+            >>> adj = normalized_adjacency(sp.csr_matrix(np.eye(3, 4, dtype=np.float32)))
+            >>> net = LightGCNNetwork(3, 4, 2, 2, adj)
+            >>> net.user_embedding.weight.grad = torch.zeros(3, 2)
+            >>> net.item_embedding.weight.grad = torch.zeros(4, 2)
+            >>> loss = net.train_step(torch.tensor([0]), torch.tensor([0]), torch.tensor([3]), 1e-4)
+            >>> tuple(net.item_embedding.weight.grad.shape)
+            (4, 2)
+        """
+        n, x = len(users), torch.cat([self.user_embedding.weight, self.item_embedding.weight])
+        final = self.propagate_sum(x)
+        rows = torch.cat([users, pos + self.n_users, neg + self.n_users])
+        e = torch.index_select(final, 0, rows)
+        eu, ei, ej = e[:n], e[n : 2 * n], e[2 * n :]
+        margin = (eu * (ej - ei)).sum(1)
+        layer0 = torch.index_select(x, 0, rows)
+        flat = layer0.view(-1)
+        loss = nn.functional.softplus(margin).mean() + reg * torch.dot(flat, flat) / (2 * n)
+        s = (torch.sigmoid(margin) / n)[:, None]  # d loss / d margin
+        grad_rows = torch.cat([s * (ej - ei), -s * eu, s * eu])
+        grad_final = torch.zeros_like(final).index_add_(0, rows, grad_rows)
+        grad = self.propagate_sum(grad_final).index_add_(0, rows, layer0, alpha=reg / n)
+        grad_u, grad_i = self.user_embedding.weight.grad, self.item_embedding.weight.grad
+        assert grad_u is not None and grad_i is not None
+        grad_u.copy_(grad[: self.n_users])
+        grad_i.copy_(grad[self.n_users :])
+        return float(loss)
+
+    def loss_for_batch(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, reg: float) -> torch.Tensor:
+        """The loss `train_step` differentiates by hand, through autograd (the reference in tests)."""
+        user_final, item_final = self()
+        eu, ei, ej = user_final[users], item_final[pos], item_final[neg]
+        bpr = nn.functional.softplus((eu * ej).sum(1) - (eu * ei).sum(1)).mean()
+        layer0 = (self.user_embedding(users), self.item_embedding(torch.cat([pos, neg])))
+        l2 = sum(e.pow(2).sum() for e in layer0) / (2 * len(users))
+        return bpr + reg * l2
 
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Final user and item embeddings: the mean of layers 0..K."""
@@ -212,23 +282,16 @@ class LightGCN(Recommender):
         users, positives = sampler.users[order], sampler.items[order]
         negatives = sampler(users)[:, 0]
         self.network.train()
+        tables = [self.network.user_embedding.weight, self.network.item_embedding.weight]
+        for table in tables:
+            if table.grad is None:  # buffers kept across steps, overwritten by `train_step`
+                table.grad = torch.zeros_like(table)
         total = 0.0
         for start in range(0, len(users), cfg.batch_size):
-            u = torch.from_numpy(users[start : start + cfg.batch_size])
-            i = torch.from_numpy(positives[start : start + cfg.batch_size])
-            j = torch.from_numpy(negatives[start : start + cfg.batch_size])
-            # The whole graph is propagated each step: the batch's final embeddings depend on every node.
-            user_final, item_final = self.network()
-            eu, ei, ej = user_final[u], item_final[i], item_final[j]
-            bpr = nn.functional.softplus((eu * ej).sum(1) - (eu * ei).sum(1)).mean()
-            # Positives and negatives in one read: each read's backward fills a dense zero gradient.
-            layer0 = (self.network.user_embedding(u), self.network.item_embedding(torch.cat([i, j])))
-            l2 = sum(e.pow(2).sum() for e in layer0) / (2 * len(u))
-            loss = bpr + cfg.reg * l2
-            optimizer.zero_grad()
-            loss.backward()
+            batch = (users, positives, negatives)
+            u, i, j = (torch.from_numpy(a[start : start + cfg.batch_size]) for a in batch)
+            total += self.network.train_step(u, i, j, cfg.reg) * len(u)
             optimizer.step()
-            total += float(loss.detach()) * len(u)
         return total / len(users)
 
     def _refresh_cache(self) -> None:

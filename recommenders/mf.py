@@ -224,28 +224,21 @@ class BPRMF(Recommender):
         sampler = NegativeSampler(self.train_matrix, rng)
         pos_u, pos_i = sampler.users, sampler.items
         self.network = net = MFNet(self.n_users, self.n_items, cfg.factors)
-        opt = adam(net.parameters(), lr=cfg.lr)
+        tables = [net.users.weight, net.items.weight, net.bias.weight]
+        for table in tables:  # gradient buffers kept across steps, filled by `bpr_step`
+            table.grad = torch.zeros_like(table)
+        opt = adam(tables, lr=cfg.lr)
 
         def run_epoch(epoch: int) -> float:
-            net.train()
             order = rng.permutation(len(pos_u))
             neg = sampler(pos_u[order])[:, 0]
             total = 0.0
             for start in range(0, len(order), cfg.batch_size):
                 idx = order[start : start + cfg.batch_size]
-                u = torch.from_numpy(pos_u[idx])
-                # Positives then negatives, each table read once: every read's backward fills a
-                # dense zero gradient of the whole table, which was most of a step's time.
-                ij = torch.from_numpy(np.concatenate([pos_i[idx], neg[start : start + cfg.batch_size]]))
-                eu, e, b = net.users(u), net.items(ij), net.bias(ij).squeeze(-1)
-                n = len(idx)
-                diff = (eu * (e[:n] - e[n:])).sum(-1) + b[:n] - b[n:]
-                reg = (eu.pow(2).sum() + e.pow(2).sum()) / n
-                loss = -nn.functional.logsigmoid(diff).mean() + cfg.l2 * reg
-                opt.zero_grad()
-                loss.backward()
+                batch = (pos_u[idx], pos_i[idx], neg[start : start + cfg.batch_size])
+                loss = bpr_step(net, *(torch.from_numpy(a) for a in batch), cfg.l2)
                 opt.step()
-                total += float(loss.detach()) * len(idx)
+                total += loss * len(idx)
             self._export()  # validation scores the exported vectors
             return total / len(order)
 
@@ -303,3 +296,44 @@ class BPRMF(Recommender):
         )
         self._export()
 
+
+@torch.no_grad()
+def bpr_step(net: MFNet, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, l2: float) -> float:
+    """Write the BPR loss's gradients into the tables' `.grad` buffers (overwritten); returns the loss.
+
+    The loss is -mean log sigmoid(u.(i - j) + b_i - b_j) + l2 (|u|^2 + |i|^2 + |j|^2) / n over
+    the n triples, the same as autograd would differentiate; written by hand, because autograd's
+    backward of the embedding reads allocated and zero-filled a fresh gradient of each whole
+    table at every step (over half of a step's time at 9.7k items), where here the
+    buffers are reused and only the triples' rows are added to.
+
+    Example:
+        >>> net = MFNet(2, 3, 4)
+        >>> for t in (net.users.weight, net.items.weight, net.bias.weight):
+        ...     t.grad = torch.zeros_like(t)
+        >>> loss = bpr_step(net, torch.tensor([0, 1]), torch.tensor([0, 1]), torch.tensor([2, 2]), 1e-4)
+        >>> round(loss, 3), float(net.bias.weight.grad[2, 0]) > 0
+        (0.693, True)
+    """
+    n = len(users)
+    items = torch.cat([pos, neg])
+    eu = torch.index_select(net.users.weight, 0, users)  # index_select: advanced indexing was 7x slower
+    e = torch.index_select(net.items.weight, 0, items)
+    b = torch.index_select(net.bias.weight[:, 0], 0, items)
+    d = e[:n] - e[n:]
+    diff = (eu * d).sum(-1) + (b[:n] - b[n:])
+    flat_u, flat_e = eu.view(-1), e.view(-1)
+    reg = (torch.dot(flat_u, flat_u) + torch.dot(flat_e, flat_e)) / n
+    loss = -nn.functional.logsigmoid(diff).mean() + l2 * reg
+    g = (torch.sigmoid(-diff) / -n)[:, None]  # d loss / d diff
+    decay = 2.0 * l2 / n
+    grad_u, grad_i, grad_b = net.users.weight.grad, net.items.weight.grad, net.bias.weight.grad
+    assert grad_u is not None and grad_i is not None and grad_b is not None
+    grad_u.zero_().index_add_(0, users, torch.add(d.mul_(g), eu, alpha=decay))
+    gu = eu.mul_(g)
+    grad_e = e.mul_(decay)
+    grad_e[:n] += gu
+    grad_e[n:] -= gu
+    grad_i.zero_().index_add_(0, items, grad_e)
+    grad_b.zero_().index_add_(0, items, torch.cat([g, -g]))
+    return float(loss)

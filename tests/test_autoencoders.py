@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from core.errors import InvalidArgumentError
-from recommenders.autoencoders import MultDAE, MultVAE, MultVAEConfig, MultVAENetwork, sparse_rows
+from recommenders.autoencoders import MultDAE, MultVAE, MultVAEConfig, MultVAENetwork, multinomial_nll, sparse_rows
 from recommenders.data import InteractionData
 
 TINY = {"epochs": 15, "hidden_dim": 16, "latent_dim": 4, "batch_size": 8, "show_progress": False}
@@ -98,3 +98,42 @@ def test_sparse_forward_equals_the_dense_forward(variational: bool) -> None:
     for a, b in zip(dense, sparse):
         if a is not None:
             torch.testing.assert_close(a, b)
+
+
+def test_multinomial_loss_equals_log_softmax_and_its_gradient() -> None:
+    torch.manual_seed(0)
+    rows = two_groups().csr()[[0, 3, 15]]
+    rows[1, 0] = 3.0
+    x = sparse_rows(rows)
+    logits = torch.randn(3, 12, requires_grad=True)
+    reference = -(torch.log_softmax(logits, dim=1) * x.to_dense()).sum()
+    (expected,) = torch.autograd.grad(reference * 0.5, logits)
+    fused = multinomial_nll(logits * 1.0, x)  # a fresh tensor: the function consumes its input
+    (got,) = torch.autograd.grad(fused * 0.5, logits)
+    torch.testing.assert_close(fused.detach(), reference.detach())
+    torch.testing.assert_close(got, expected)
+
+
+def test_encoder_weights_are_item_major_and_old_layouts_load() -> None:
+    """The first layer's weight is a (hidden, n_items) view of (n_items, hidden) memory; a saved
+    (hidden, n_items) contiguous tensor (the layout before) loads into it and gives the same scores."""
+    torch.manual_seed(0)
+    net = MultVAENetwork(n_items=12, hidden_dim=8, latent_dim=4, dropout=0.5, variational=True).eval()
+    assert net.encoder_hidden.weight.shape == (8, 12) and net.encoder_hidden.weight.T.is_contiguous()
+    state = {k: v.clone().contiguous() for k, v in net.state_dict().items()}
+    other = MultVAENetwork(n_items=12, hidden_dim=8, latent_dim=4, dropout=0.5, variational=True).eval()
+    other.load_state_dict(state)
+    assert other.encoder_hidden.weight.T.is_contiguous()
+    x = torch.from_numpy(two_groups().csr()[:4].toarray())
+    with torch.no_grad():
+        torch.testing.assert_close(other(x)[0], net(x)[0])
+
+
+def test_full_batch_vae_still_learns_the_groups() -> None:
+    """One step an epoch (every user in one batch, as RecBole's default does) still separates the groups."""
+    data = two_groups()
+    model = MultVAE(**{**TINY, "batch_size": 2048, "epochs": 150, "lr": 1e-2}).fit(data)
+    scores = model.score(np.arange(20))
+    own = np.array([scores[u, (0 if u < 10 else 6) + u % 6] for u in range(20)])  # each user's missing item
+    other = np.array([scores[u, (6 if u < 10 else 0) : (12 if u < 10 else 6)].max() for u in range(20)])
+    assert (own > other).mean() >= 0.9

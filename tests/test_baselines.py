@@ -155,3 +155,25 @@ def test_content_scores_are_cosines() -> None:
     feats = np.array([[2.0, 0.0], [0.0, 1.0], [1.0, 1.0]], dtype=np.float32)
     s = Content().fit(data, item_features=feats).score([0])[0]
     np.testing.assert_allclose(s, [np.sqrt(0.5), np.sqrt(0.5), 1.0], rtol=1e-6)
+
+
+def test_bpr_hand_written_step_equals_autograd() -> None:
+    """`bpr_step`'s loss and gradients are autograd's of the same BPR + L2 loss (repeated rows included)."""
+    import torch
+
+    from recommenders.mf import MFNet, bpr_step
+
+    torch.manual_seed(0)
+    net = MFNet(5, 7, 3)
+    torch.nn.init.normal_(net.bias.weight, std=0.1)
+    u, i, j = torch.tensor([0, 1, 1, 4]), torch.tensor([2, 3, 3, 6]), torch.tensor([5, 3, 0, 2])
+    eu, e, b = net.users(u), net.items(torch.cat([i, j])), net.bias(torch.cat([i, j])).squeeze(-1)
+    diff = (eu * (e[:4] - e[4:])).sum(-1) + b[:4] - b[4:]
+    loss = -torch.nn.functional.logsigmoid(diff).mean() + 0.01 * (eu.pow(2).sum() + e.pow(2).sum()) / 4
+    loss.backward()
+    expected = [p.grad.clone() for p in (net.users.weight, net.items.weight, net.bias.weight)]
+    for p in (net.users.weight, net.items.weight, net.bias.weight):
+        p.grad.fill_(7.0)  # stale values must be overwritten, not added to
+    assert bpr_step(net, u, i, j, 0.01) == pytest.approx(float(loss.detach()), rel=1e-6)
+    for p, grad in zip((net.users.weight, net.items.weight, net.bias.weight), expected):
+        torch.testing.assert_close(p.grad, grad)

@@ -172,3 +172,34 @@ def test_propagation_gradient_equals_torchs_own() -> None:
         layers.append(dense @ layers[-1])
     (sum(layers) / 4 * weights).sum().backward()
     torch.testing.assert_close(torch.cat(ours), x.grad)
+
+
+@pytest.mark.parametrize("layers", [0, 1, 3])
+def test_hand_written_step_equals_autograd(layers: int) -> None:
+    """`train_step`'s loss and gradients are those of `loss_for_batch` through autograd (duplicates included)."""
+    torch.manual_seed(0)
+    matrix = planted(12, 14).csr()
+    net = LightGCNNetwork(12, 14, 4, layers, normalized_adjacency(matrix))
+    net.reset_parameters(0.1)
+    u, i, j = torch.tensor([0, 1, 1, 5, 0]), torch.tensor([2, 3, 3, 9, 2]), torch.tensor([4, 3, 7, 0, 0])
+    loss = net.loss_for_batch(u, i, j, 0.1)
+    loss.backward()
+    expected = [net.user_embedding.weight.grad.clone(), net.item_embedding.weight.grad.clone()]
+    net.user_embedding.weight.grad.fill_(7.0)  # stale values must be overwritten, not added to
+    net.item_embedding.weight.grad.fill_(7.0)
+    value = net.train_step(u, i, j, 0.1)
+    assert value == pytest.approx(float(loss.detach()), rel=1e-6)
+    torch.testing.assert_close(net.user_embedding.weight.grad, expected[0])
+    torch.testing.assert_close(net.item_embedding.weight.grad, expected[1])
+
+
+def test_embedding_bag_propagation_equals_the_sparse_product() -> None:
+    adjacency = normalized_adjacency(planted(12, 14).csr())
+    net = LightGCNNetwork(12, 14, 4, 2, adjacency)
+    x = torch.randn(26, 4, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(net.propagate(x), torch.sparse.mm(adjacency, x))
+    with torch.no_grad():
+        fast = net.layer_embeddings()
+    slow = net.layer_embeddings()  # grad enabled: the autograd path
+    for a, b in zip(fast, slow):
+        torch.testing.assert_close(a, b.detach())

@@ -29,7 +29,7 @@ TINY: dict[str, dict[str, object]] = {
     "neumf": {"epochs": 40, "gmf_dim": 8, "mlp_dim": 8, "mlp_layers": (16, 8), "lr": 0.01, "batch_size": 64},
     "gru4rec": {"epochs": 30, "hidden_dim": 16, "batch_size": 8, "lr": 0.01},
     "sasrec": {"epochs": 30, "dim": 16, "num_layers": 1, "max_len": 20, "batch_size": 8, "lr": 0.01},
-    "multvae": {"epochs": 60, "hidden_dim": 32, "latent_dim": 8, "batch_size": 8, "anneal_steps": 50},
+    "multvae": {"epochs": 60, "hidden_dim": 32, "latent_dim": 8, "batch_size": 8, "anneal_steps": 50, "lr": 1e-3, "warmup_epochs": 0},
     "multdae": {"epochs": 60, "hidden_dim": 32, "latent_dim": 8, "batch_size": 8},
     "rbm": {"epochs": 60, "hidden_dim": 16, "batch_size": 8},
     "lightgcn": {"epochs": 40, "dim": 8, "layers": 2, "batch_size": 64, "lr": 0.05},
