@@ -15,6 +15,9 @@ fails or runs past `--timeout` shows the error in its row instead of stopping th
 models that do not train in epochs (popularity, itemknn, content) it is the whole fit
 divided by the requested epochs, i.e. not meaningful.
 
+Progress (model and stage) goes to stderr; each model's row is printed as soon as it is
+measured, and the whole table again at the end.
+
 Usage:
     .venv/bin/python benchmarks/bench_models.py            # every model, 3 epochs, 300 queries
     .venv/bin/python benchmarks/bench_models.py --quick    # 1 epoch, 50 queries, 100k catalogue too
@@ -37,8 +40,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from recommenders.data import InteractionData  # noqa: E402
 from recommenders import Recommender, create_model, list_models, model_class  # noqa: E402
+from recommenders.data import InteractionData  # noqa: E402
 
 FEATURE_DIM = 384
 CANDIDATES = 200
@@ -84,8 +87,8 @@ def time_limit(seconds: int) -> Iterator[None]:
 
 def movielens() -> InteractionData:
     """All of ML-100K as row indices (ratings as weights)."""
-    from evaluation.datasets import load_movielens_100k
     from engine.interactions import Interactions
+    from evaluation.datasets import load_movielens_100k
 
     ml = load_movielens_100k()
     interactions = Interactions(ml.ratings.rename(columns={"rating": "weight"}))
@@ -165,21 +168,25 @@ def measure(name: str, ml: InteractionData, big: InteractionData | None, args: a
     row = Row(name)
     stage = "ml-100k fit"
     try:
+        progress(f"{name}: warm-up, then {stage} ({args.epochs} epoch(s))")
         with time_limit(args.timeout):
             warm_up(name)
         with time_limit(args.timeout):
             model, seconds = fit(name, ml, args.epochs)
         row.epoch_s = model.training.seconds_per_epoch if model.training.epochs_trained else seconds / args.epochs
         stage = "ml-100k score"
+        progress(f"{name}: {stage} ({args.queries} queries)")
         with time_limit(args.timeout):
             row.p50_ms, row.p99_ms = candidate_latency(model, ml, args.queries)
         if big is None:
             return row
         del model
         stage = "100k fit"
+        progress(f"{name}: {stage}")
         with time_limit(args.timeout):
             model, row.big_fit_s = fit(name, big, 1)
         stage = "100k score"
+        progress(f"{name}: {stage}")
         with time_limit(args.timeout):
             row.big_p50_ms, row.big_p99_ms = candidate_latency(model, big, args.queries)
             user = int(big.active_users()[0])
@@ -189,25 +196,36 @@ def measure(name: str, ml: InteractionData, big: InteractionData | None, args: a
     return row
 
 
-def format_table(rows: list[Row], epochs: int) -> str:
-    """Fixed-width table; '-' where a value is missing."""
+HEADER = (
+    f"{'model':<12} {'s/epoch':>8} {'p50 ms':>7} {'p99 ms':>7} | {'100k fit s':>10} {'p50 ms':>7} "
+    f"{'p99 ms':>7} {'full ms':>8}  error"
+)
+
+
+def format_row(r: Row) -> str:
+    """One model's line of the table; '-' where a value is missing."""
 
     def cell(value: float | None, width: int, digits: int) -> str:
         return f"{'-':>{width}}" if value is None else f"{value:>{width}.{digits}f}"
 
-    header = (
-        f"{'model':<12} {'s/epoch':>8} {'p50 ms':>7} {'p99 ms':>7} | {'100k fit s':>10} {'p50 ms':>7} "
-        f"{'p99 ms':>7} {'full ms':>8}  error"
+    return (
+        f"{r.model:<12} {cell(r.epoch_s, 8, 2)} {cell(r.p50_ms, 7, 2)} {cell(r.p99_ms, 7, 2)} | "
+        f"{cell(r.big_fit_s, 10, 2)} {cell(r.big_p50_ms, 7, 2)} {cell(r.big_p99_ms, 7, 2)} "
+        f"{cell(r.big_full_ms, 8, 2)}  {r.error}"
     )
-    lines = [f"ML-100K: {epochs} epoch(s); 200-candidate scoring for one user | synthetic 100k items: 1 epoch", header]
-    lines.append("-" * len(header))
-    for r in rows:
-        lines.append(
-            f"{r.model:<12} {cell(r.epoch_s, 8, 2)} {cell(r.p50_ms, 7, 2)} {cell(r.p99_ms, 7, 2)} | "
-            f"{cell(r.big_fit_s, 10, 2)} {cell(r.big_p50_ms, 7, 2)} {cell(r.big_p99_ms, 7, 2)} "
-            f"{cell(r.big_full_ms, 8, 2)}  {r.error}"
-        )
+
+
+def format_table(rows: list[Row], epochs: int) -> str:
+    """Fixed-width table; '-' where a value is missing."""
+    lines = [f"ML-100K: {epochs} epoch(s); 200-candidate scoring for one user | synthetic 100k items: 1 epoch", HEADER]
+    lines.append("-" * len(HEADER))
+    lines.extend(format_row(r) for r in rows)
     return "\n".join(lines)
+
+
+def progress(line: str) -> None:
+    """A progress note on stderr."""
+    print(f"... {line}", file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -231,12 +249,18 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(names) - set(list_models()))
     if unknown:
         parser.error(f"unknown model(s) {', '.join(unknown)}; valid names: {', '.join(list_models())}")
+    progress("loading MovieLens-100K")
     ml = movielens()
+    if not args.no_big:
+        progress("building the synthetic 100k-item catalogue")
     big = None if args.no_big else synthetic_catalogue()
+    print(HEADER, flush=True)
     rows = []
-    for name in names:
-        print(f"{name}...", file=sys.stderr, flush=True)
+    for number, name in enumerate(names, 1):
+        progress(f"[{number}/{len(names)}] {name}")
         rows.append(measure(name, ml, big, args))
+        print(format_row(rows[-1]), flush=True)  # each row as soon as it is measured
+    print()
     print(format_table(rows, args.epochs))
     return 0
 

@@ -14,6 +14,9 @@ Catalogs: the sample catalog (64 px PNGs) and "large photos": JPEGs of 4000x3000
 made from the sample images on a noisy background (written once to .cache/).
 Target: pipeline >= 70% of the ceiling.
 
+Progress goes to stderr and each row is printed as soon as it is measured; the table
+follows at the end.
+
 Usage:
     .venv/bin/python benchmarks/bench_pipeline.py            # 489 sample items, 200 photos
     .venv/bin/python benchmarks/bench_pipeline.py --quick    # 96 of each
@@ -22,6 +25,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -29,6 +33,7 @@ import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
+from tqdm.auto import tqdm
 
 from encoders.imageio import load_image
 from encoders.item import ItemEncoder
@@ -44,7 +49,7 @@ def large_photos(n: int, folder: Path) -> Catalog:
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     rows = []
-    for r in range(n):
+    for r in tqdm(range(n), desc="large photos", unit="photo", file=sys.stderr):
         src = sample.image_path(r % len(sample))
         path = folder / f"photo-{r:04d}.jpg"
         if not path.exists():
@@ -84,7 +89,7 @@ def naive(catalog: Catalog, enc: ItemEncoder) -> float:
 
 def pipeline(catalog: Catalog, enc: ItemEncoder, batch: int, workers: int) -> float:
     start = time.perf_counter()
-    out = encode_items(catalog, enc, batch_size=batch, num_workers=workers, show_progress=False)
+    out = encode_items(catalog, enc, batch_size=batch, num_workers=workers, show_progress=len(catalog) > 2 * batch)
     assert not out.skipped, out.skipped[:3]
     return len(catalog) / (time.perf_counter() - start)
 
@@ -102,19 +107,34 @@ def main(argv: list[str] | None = None) -> int:
     if n:
         sample = Catalog(sample.frame.head(n), base_dir=sample.base_dir)
     photos = large_photos(n or args.photos, REPO / ".cache" / "bench_photos")
-    print(f"torch threads {torch.get_num_threads()}, batch {batch}, decode workers {workers}")
-    print(f"{'catalog':<14} {'items':>6} {'method':<10} {'items/s':>9} {'vs ceiling':>11}")
+    runtimes = f"image {enc.image.runtime}, text {enc.text.runtime}" if enc.image and enc.text else ""
+    print(f"runtimes: {runtimes}; forward threads {enc.image.threads}, batch {batch}, decode workers {workers}", flush=True)
+    header = f"{'catalog':<14} {'items':>6} {'method':<10} {'items/s':>9} {'vs ceiling':>11}"
+    print(header, flush=True)
+    table = []
     for name, catalog in (("sample", sample), ("large photos", photos)):
+        progress(f"{name}: warm-up")
         head = Catalog(catalog.frame.head(2 * batch), base_dir=catalog.base_dir)
         pipeline(head, enc, batch, 0)  # warm-up: first-call allocations and kernel selection
         ceiling(head, enc, batch)
-        top = max(ceiling(catalog, enc, batch) for _ in range(2))  # best of two: a fair ceiling
-        rows = [("ceiling", top), ("pipeline", pipeline(catalog, enc, batch, workers)),
-                ("pipeline-0", pipeline(catalog, enc, batch, 0)), ("naive", naive(catalog, enc))]
-        for method, rate in rows:
-            print(f"{name:<14} {len(catalog):>6} {method:<10} {rate:>9.1f} {rate / top:>10.0%}")
+        steps = (("ceiling", lambda: max(ceiling(catalog, enc, batch) for _ in range(2))),  # best of two: a fair ceiling
+                 ("pipeline", lambda: pipeline(catalog, enc, batch, workers)),
+                 ("pipeline-0", lambda: pipeline(catalog, enc, batch, 0)), ("naive", lambda: naive(catalog, enc)))
+        top = 0.0
+        for method, measure in steps:
+            progress(f"{name}: {method} on {len(catalog)} items")
+            rate = measure()
+            top = top or rate
+            table.append(f"{name:<14} {len(catalog):>6} {method:<10} {rate:>9.1f} {rate / top:>10.0%}")
+            print(table[-1], flush=True)
+    print("\n" + "\n".join([header, *table]))
     print("pipeline-0: the same pipeline decoding in the main process (num_workers=0)")
     return 0
+
+
+def progress(line: str) -> None:
+    """A progress note on stderr."""
+    print(f"... {line}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -20,10 +20,12 @@ SHOWN_DEFAULTS = {
     "batch_size": 4,
     "num_workers": 1,
     "device": "auto",
+    "runtime": "auto",
     "image_weight": 0.25,
     "text_weight": 0.75,
     "index": "auto",
 }
+SHOWN_CHUNK_ROWS = 5_000  # StreamingConfig().chunk_rows, checked by tests/test_index_resume.py
 COLUMNS = ("id", "title", "description", "category", "image", "price", "stock")
 ENCODER_FLAGS = {
     "image_encoder": "image",
@@ -32,6 +34,8 @@ ENCODER_FLAGS = {
     "device": "device",
     "batch_size": "batch_size",
     "num_workers": "num_workers",
+    "runtime": "runtime",
+    "threads": "threads",
 }
 FUSION_FLAGS = {"image_weight": "image_weight", "text_weight": "text_weight"}
 
@@ -44,7 +48,8 @@ def register(subparsers: Any) -> None:
         "Index a catalog file (.csv, .jsonl, .parquet) into a model folder.",
         EXAMPLES,
         "Re-running on the same folder re-encodes only the items whose text or image changed,\n"
-        "and keeps a model trained there by `shopvec fit`.",
+        "and keeps a model trained there by `shopvec fit`. The file is encoded in chunks, each\n"
+        "checkpointed: a run that was killed continues after its last finished chunk (--fresh: start over).",
     )
     p.add_argument("catalog", help="items file: .csv, .jsonl or .parquet (image paths relative to its folder)")
     p.add_argument("--out", required=True, help="model folder to write (reused as a cache when it exists)")
@@ -59,10 +64,23 @@ def register(subparsers: Any) -> None:
     enc.add_argument("--batch-size", type=int, metavar="N", help=f"items per batch (default: {d['batch_size']})")
     enc.add_argument("--num-workers", type=int, metavar="N", help=f"image-decoding processes (default: {d['num_workers']})")
     enc.add_argument("--device", help=f"auto, cpu or cuda (default: {d['device']})")
+    enc.add_argument("--runtime", help=f"auto, torch, onnx or openvino (default: {d['runtime']}, the measured fastest)")
+    enc.add_argument("--threads", type=int, metavar="N", help="CPU threads for encoding, decode workers included "
+                     "(default: the cores this process may use)")
     enc.add_argument("--image-weight", type=float, metavar="W", help=f"fusion weight of the image (default: {d['image_weight']})")
     enc.add_argument("--text-weight", type=float, metavar="W", help=f"fusion weight of the text (default: {d['text_weight']})")
     idx = p.add_argument_group("index")
-    idx.add_argument("--index", metavar="KIND", help=f"auto, flat, hnsw or numpy (default: {d['index']})")
+    idx.add_argument("--index", metavar="KIND", help=f"auto, flat, hnsw, ivf or numpy (default: {d['index']})")
+    run_group = p.add_argument_group("chunks and resuming")
+    run_group.add_argument("--chunk-rows", type=int, metavar="N",
+                           help=f"rows read, encoded and checkpointed at a time (default: {SHOWN_CHUNK_ROWS:,})")
+    run_group.add_argument("--fresh", action="store_true",
+                           help="ignore the checkpoint an interrupted run left in --out and start over")
+    ray = p.add_argument_group("cluster (Ray; see docs/scaling.md)")
+    ray.add_argument("--ray", metavar="ADDRESS", help="encode on a Ray cluster: 'auto', 'ray://HOST:10001', "
+                     "'HOST:PORT', or 'local' (a local cluster for this run); needs shopvec[cluster]")
+    ray.add_argument("--ray-actors", type=int, metavar="N", help="encoder actors (default: 2)")
+    ray.add_argument("--ray-shards", type=int, metavar="N", help="IVF shards built in parallel, then merged (default: 2)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
@@ -74,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.catalog import CatalogColumns
     from engine.config import EngineConfig
     from engine.indexing import index_catalog
+    from engine.streaming import StreamingConfig
     from index.config import IndexConfig
 
     quiet_model_loading()
@@ -87,6 +106,14 @@ def run(args: argparse.Namespace) -> int:
         index=IndexConfig(**only_given(args, {"index": "kind"})),
     )
     columns = CatalogColumns(**only_given(args, {f"{name}_column": name for name in COLUMNS}))
-    _, report = index_catalog(args.catalog, args.out, config, columns, show_progress=not args.quiet)
+    if args.ray is not None:  # a cluster build: no chunks or checkpoints, every item encoded
+        from engine.distributed import ClusterConfig, build_on_ray
+
+        cluster = ClusterConfig(address=args.ray, **only_given(args, {"ray_actors": "num_actors", "ray_shards": "shards"}))
+        print(build_on_ray(args.catalog, args.out, config, columns, cluster=cluster,
+                           show_progress=not args.quiet).report.summary())
+        return 0
+    streaming = StreamingConfig(**only_given(args, {"chunk_rows": "chunk_rows"}), resume=not args.fresh)
+    _, report = index_catalog(args.catalog, args.out, config, columns, show_progress=not args.quiet, streaming=streaming)
     print(report.summary())
     return 0

@@ -45,6 +45,8 @@ CURRENT = "CURRENT"
 LOCK = ".shopvec.lock"
 MARKER = ".shopvec-version"
 NEW_POINTER = ".CURRENT.new"  # written inside the new version, then moved onto CURRENT
+# An indexing run's checkpoints (engine.checkpoint): a folder inside the model folder, holding WORK_MARKER.
+WORK, WORK_MARKER = ".shopvec-work", ".shopvec-work-marker"
 VERSION = re.compile(r"v-(\d+)-([0-9a-f]{8})")
 DIR_MODE, FILE_MODE = 0o755, 0o644  # before the umask: readable by a service running as another user
 
@@ -228,9 +230,11 @@ def _is_marked_version(entry: os.DirEntry[str]) -> bool:
 
 
 def _is_leftover(entry: os.DirEntry[str]) -> bool:
-    """The lock file, or a version folder emptied or never filled: what a first save may leave."""
+    """The lock file, a version folder emptied or never filled, or an indexing run's marked work folder."""
     if entry.name == LOCK:
         return True
+    if entry.name == WORK and entry.is_dir(follow_symlinks=False):
+        return not os.listdir(entry.path) or (Path(entry.path) / WORK_MARKER).is_file()
     return bool(VERSION.fullmatch(entry.name)) and entry.is_dir(follow_symlinks=False) and not os.listdir(entry.path)
 
 
@@ -279,7 +283,7 @@ def new_version(path: Path) -> Iterator[Path]:
             raise RuntimeError(f"nothing was published to '{path}': the save wrote no {MANIFEST} (call write_manifest last)")
         _set_modes(version)
         _fsync_tree(version)
-        _fsync_dir(path)
+        fsync_dir(path)
         crash_point("fsync-dir")
         with _folder_lock(path):
             previous = _publish(path, version)
@@ -341,11 +345,12 @@ def _fsync_tree(folder: Path) -> None:
             finally:
                 os.close(fd)
             crash_point("fsync-file")
-        _fsync_dir(Path(here))
+        fsync_dir(Path(here))
         crash_point("fsync-dir")
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
+    """Make the entries of `folder` (created, renamed, removed) durable, as `fsync` does a file's bytes."""
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -371,7 +376,7 @@ def _publish(path: Path, version: Path) -> str | None:
     crash_point("pointer")
     os.replace(staged, path / CURRENT)
     crash_point("publish")
-    _fsync_dir(path)
+    fsync_dir(path)
     crash_point("publish-fsync")
     return previous
 

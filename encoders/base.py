@@ -19,6 +19,7 @@ from PIL import Image
 from core.errors import InvalidArgumentError
 
 from .imageio import EXPECTED, IMAGE_TYPES, ImageLike
+from .runtime import CompiledGraph, torch_threads
 
 
 class Encoder(ABC):
@@ -53,7 +54,8 @@ class ImageEncoder(Encoder):
 
     Subclasses set `name`, `dim`, `model` (in eval mode, on `device`),
     `preprocessor` (a picklable callable: image or path -> `(3, H, W)` tensor),
-    `device` and `batch_size`.
+    `device` and `batch_size`; those that run elsewhere than torch set `graph` (the same
+    network exported to ONNX, see `encoders.runtime`), `runtime` and `threads`.
 
     Decoding and preprocessing are kept apart from the forward pass so a
     pipeline can run `preprocessor` in `torch.utils.data.DataLoader` workers and
@@ -65,6 +67,10 @@ class ImageEncoder(Encoder):
     preprocessor: Callable[[ImageLike], torch.Tensor]
     device: torch.device
     batch_size: int
+    runtime: str = "torch"
+    graph: CompiledGraph | None = None
+    threads: int | None = None  # forward-pass threads; None leaves torch's setting alone
+    decode_workers: int | None = None  # image-decoding processes the thread budget leaves room for
 
     def preprocess(self, image: ImageLike) -> torch.Tensor:
         """Decode (a path, bytes or an array), convert to RGB and transform one image to a `(3, H, W)` tensor.
@@ -119,7 +125,10 @@ class ImageEncoder(Encoder):
             raise InvalidArgumentError(f"expected a float tensor of shape (n, 3, H, W), got {shape}")
         if batch.shape[0] == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        with torch.inference_mode():
+        if self.graph is not None:
+            pixels = batch.detach().to("cpu", dtype=torch.float32).contiguous().numpy()
+            return l2_normalise(torch.from_numpy(self.graph.run({"pixels": pixels})))
+        with torch.inference_mode(), torch_threads(self.threads):
             features = self.model(batch.to(self.device, dtype=torch.float32)).flatten(1)
             return l2_normalise(features)
 

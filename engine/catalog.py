@@ -17,6 +17,7 @@ from encoders.config import ImageLimits
 from encoders.imageio import read_image_file
 
 from .columns import CatalogColumns
+from .parquet import read_parquet, write_parquet
 from .tables import (
     as_numbers,
     check_columns,
@@ -25,12 +26,10 @@ from .tables import (
     is_missing,
     number_column,
     plain,
-    read_parquet,
     read_table,
     records_frame,
     relative_paths,
     resolved_paths,
-    write_parquet,
 )
 
 # Numeric columns checked when present: name -> (negative values allowed, whole numbers come back as int).
@@ -183,11 +182,12 @@ class Catalog:
 
     def text(self, row: int) -> str:
         """Title and description joined into one text; '' when the item has neither."""
-        parts = [self._frame.at[row, c] for c in ("title", "description") if c in self._frame.columns]
-        parts = [p for p in parts if p]
-        if len(parts) == 2 and not parts[0].endswith((".", "!", "?")):
-            return f"{parts[0]}. {parts[1]}"
-        return " ".join(parts)
+        return _joined([self._frame.at[row, c] for c in ("title", "description") if c in self._frame.columns])
+
+    def texts(self) -> list[str]:
+        """Every row's `text`, read column-wise (a row at a time costs ~50 us a call)."""
+        columns = [self._frame[c].tolist() for c in ("title", "description") if c in self._frame.columns]
+        return [_joined(parts) for parts in zip(*columns)] if columns else [""] * len(self)
 
     def image_path(self, row: int) -> Path | None:
         """Resolved image path of a row, or None when the item declares no image."""
@@ -195,6 +195,11 @@ class Catalog:
             return None
         value = self._frame.at[row, "image"]
         return Path(value) if value else None
+
+    def image_paths(self) -> list[Path | None]:
+        """Every row's `image_path`, read column-wise."""
+        values = self._frame["image"].tolist() if "image" in self._frame.columns else [None] * len(self)
+        return [Path(v) if v else None for v in values]
 
     def fields(self, row: int) -> dict[str, Any]:
         """All fields of a row as plain Python values (missing values as None)."""
@@ -224,14 +229,14 @@ class Catalog:
             self._numbers[name] = as_numbers(self.column(name))[0]
         return self._numbers[name]
 
-    def content_hash(self, row: int, limits: ImageLimits | None = None) -> str:
+    def content_hash(self, row: int, limits: ImageLimits | None = None, *, text: str | None = None, path: Any = True) -> str:
         """Hash of what encoding reads (text and image bytes): equal hash, equal vector.
 
-        The image is read under the same rules as decoding (`image_root`, `limits`); one
-        that cannot be read is hashed by its path, and encoding reports why.
+        The image is read under the same rules as decoding (`image_root`, `limits`); one that cannot be read is
+        hashed by its path, and encoding reports why. `text`, `path`: the row's `text` and `image_path`, if known.
         """
-        digest = hashlib.sha1(self.text(row).encode("utf-8"))
-        path = self.image_path(row)
+        digest = hashlib.sha1((self.text(row) if text is None else text).encode("utf-8"))
+        path = self.image_path(row) if path is True else path
         if path is not None:
             digest.update(b"\0image\0")
             try:
@@ -328,7 +333,7 @@ class Catalog:
         """Write the normalised table so `read_parquet` gives back every value with its type.
 
         Image paths are written relative to `base_dir` (a model folder holds no absolute
-        path); see `engine.tables.write_parquet` for how mixed-type columns keep their types.
+        path); see `engine.parquet.write_parquet` for how mixed-type columns keep their types.
 
         Example:
             >>> catalog.to_parquet("models/sample/catalog.parquet")  # doctest: +SKIP
@@ -430,6 +435,14 @@ def _filled(frame: pd.DataFrame) -> pd.DataFrame:
         if name in frame.columns and frame[name].isna().any():
             frame[name] = frame[name].astype(object).where(frame[name].notna(), "")
     return frame
+
+
+def _joined(parts: Sequence[Any]) -> str:
+    """Title and description as one text: "Title. Description" (no extra stop after one), or the one present."""
+    parts = [p for p in parts if p]
+    if len(parts) == 2 and not parts[0].endswith((".", "!", "?")):
+        return f"{parts[0]}. {parts[1]}"
+    return " ".join(parts)
 
 
 def _clean_text(value: Any) -> str:

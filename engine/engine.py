@@ -127,7 +127,7 @@ class Engine:
         """
         config = config or EngineConfig()
         encoders = ItemEncoder.from_config(config.encoders, config.fusion)
-        cache = previous._vector_cache(config) if previous is not None else None
+        cache = previous.reusable_vectors(config) if previous is not None else None
         encoded = encode_items(
             catalog,
             encoders,
@@ -147,10 +147,12 @@ class Engine:
         engine.last_build = encoded
         return engine
 
-    def _vector_cache(self, config: EngineConfig) -> dict[str, np.ndarray]:
+    def reusable_vectors(self, config: EngineConfig) -> dict[str, np.ndarray]:
         """Content hash -> stored vector, when `config` encodes the same way as this engine."""
         state = self._state
-        same = (self.config.encoders, self.config.fusion) == (config.encoders, config.fusion)
+        # Threads change how fast vectors are made, not what they are: a new budget reuses them.
+        same = (replace(self.config.encoders, threads=None), self.config.fusion) == (
+            replace(config.encoders, threads=None), config.fusion)
         return state.vector_cache(state.index.ids) if same else {}
 
     @property

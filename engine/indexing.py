@@ -1,4 +1,9 @@
-"""The catalog indexing job: read -> encode (reusing unchanged items) -> write."""
+"""The catalog indexing job: read -> encode (reusing unchanged items) -> write, in checkpointed chunks.
+
+The file is read and encoded a chunk at a time (`engine.streaming`), each finished chunk
+checkpointed in the model folder's work folder (`engine.checkpoint`), so a run killed
+midway continues where it stopped when started again with the same file and settings.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,21 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.errors import EngineError
-from core.persistence import ModelNotFoundError, check_writable
+import numpy as np
 
-from .catalog import Catalog, CatalogColumns
+from core.errors import CatalogError, EngineError
+from core.persistence import ModelNotFoundError, check_writable
+from encoders.item import ItemEncoder
+
+from .catalog import CatalogColumns
+from .checkpoint import Checkpoint, fingerprint
 from .config import EngineConfig
 from .engine import Engine
+from .events import EventLog
 from .results import Skipped
+from .state import EngineState
+from .streaming import EncodedFile, StreamingConfig, encode_file, settings
+from .tables import check_table_file
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +44,7 @@ class IndexReport:
     index_type: str
     out: str
     alignment: str = "off"
+    resumed: int = 0
 
     @property
     def items_per_second(self) -> float:
@@ -42,6 +56,8 @@ class IndexReport:
         lines = [
             f"catalog items : {self.catalog_items:,}",
             f"indexed       : {self.indexed:,} ({self.encoded:,} encoded, {self.reused:,} unchanged and reused)",
+            *([f"resumed       : {self.resumed:,} items were encoded by an interrupted run (its checkpoint)"]
+              if self.resumed else []),
             f"skipped       : {len(self.skipped):,}",
         ]
         lines += [f"    {s.item_id}: {s.reason}" for s in self.skipped[:20]]
@@ -62,9 +78,13 @@ def index_catalog(
     config: EngineConfig | None = None,
     columns: CatalogColumns | None = None,
     show_progress: bool = True,
+    streaming: StreamingConfig | None = None,
 ) -> tuple[Engine, IndexReport]:
-    """Index a catalog file into a model folder; items unchanged since the last run there are not re-encoded.
+    """Index a catalog file into a model folder in chunks; unchanged items are not re-encoded, a killed run resumes.
 
+    The file is read and encoded `streaming.chunk_rows` rows at a time, each finished chunk
+    checkpointed in `out/.shopvec-work/`; run again after a crash, it continues after the
+    last finished chunk (unless the file or settings changed, or `streaming.resume` is False).
     A damaged model in `out` is re-encoded and replaced; a folder holding anything
     this library did not write is refused before any work (ModelFolderError).
 
@@ -73,9 +93,10 @@ def index_catalog(
         >>> print(report.summary())                                                      # doctest: +SKIP
     """
     start = time.perf_counter()
-    out = Path(out)
+    out, path = Path(out), Path(catalog_path)
+    config, columns, streaming = config or EngineConfig(), columns or CatalogColumns(), streaming or StreamingConfig()
     check_writable(out)  # before hours of encoding, not after: a folder of the user's is refused untouched
-    catalog = Catalog.from_file(catalog_path, columns)
+    check_table_file(path, CatalogError, "catalog")
     previous = None
     try:
         previous = Engine.load(out)
@@ -83,20 +104,64 @@ def index_catalog(
         pass
     except (EngineError, OSError) as exc:  # a damaged model of ours: re-encode everything and replace it
         log.warning("not reusing the model in %s (%s); encoding everything", out, exc)
-    engine = Engine.build(catalog, config, previous=previous, show_progress=show_progress)
-    if previous is not None and previous.trained is not None:
-        engine.trained = previous.trained  # keep a trained model; refit to learn new items
-    engine.save(out)
-    encoded = engine.last_build
+    encoders = ItemEncoder.from_config(config.encoders, config.fusion)
+    key = fingerprint(path, settings(config, columns, streaming, allow_outside=False))
+    created = not out.exists()
+    with Checkpoint.open(out, key, resume=streaming.resume) as checkpoint:
+        try:
+            done = encode_file(path, encoders, config, checkpoint, columns=columns, chunk_rows=streaming.chunk_rows,
+                               cache=_cache(previous, config), show_progress=show_progress)
+        except BaseException:
+            if not checkpoint.chunks:  # nothing worth resuming: leave no trace of this run
+                _abandon(checkpoint, out if created else None)
+            raise
+        try:
+            engine = _engine(done, encoders, config, previous)
+        except CatalogError:  # no item could be encoded: a resumed run would end the same way
+            _abandon(checkpoint, out if created else None)
+            raise
+        engine.save(out)
+        checkpoint.finish()  # the model is published: the checkpoint has served
+    encoded = done.encoded
     report = IndexReport(
-        catalog_items=len(catalog),
+        catalog_items=len(done.catalog),
         indexed=len(engine.index),
-        encoded=len(encoded.ids) - encoded.reused,
+        encoded=done.encoded_now,
         reused=encoded.reused,
         skipped=tuple(encoded.skipped),
         seconds=time.perf_counter() - start,
         index_type=engine.index.describe() if hasattr(engine.index, "describe") else type(engine.index).__name__,
         out=str(out),
         alignment=engine.state.fitted.describe() if engine.state.fitted is not None else "off",
+        resumed=done.resumed,
     )
     return engine, report
+
+
+def _cache(previous: Engine | None, config: EngineConfig) -> dict[str, np.ndarray]:
+    """Content hash -> the previous model's vector, when it encodes the way `config` does."""
+    return previous.reusable_vectors(config) if previous is not None else {}
+
+
+def _engine(done: EncodedFile, encoders: ItemEncoder, config: EngineConfig, previous: Engine | None) -> Engine:
+    """The engine of the encoded file, keeping the previous model's events and trained model."""
+    encoded = done.encoded
+    if not encoded.ids:
+        reasons = "; ".join(f"{s.item_id}: {s.reason}" for s in encoded.skipped[:3])
+        raise CatalogError(f"no item of {done.catalog.source!r} could be encoded ({reasons})")
+    events = previous.events if previous is not None else EventLog()
+    engine = Engine(config, EngineState.built(done.catalog, encoded, encoders.fusion, config, events), encoders)
+    engine.last_build = encoded
+    if previous is not None and previous.trained is not None:
+        engine.trained = previous.trained  # keep a trained model; refit to learn new items
+    return engine
+
+
+def _abandon(checkpoint: Checkpoint, created: Path | None) -> None:
+    """Remove the run's work folder, and the model folder it created if nothing else is in it."""
+    checkpoint.finish()
+    if created is not None:
+        try:
+            created.rmdir()
+        except OSError:
+            pass

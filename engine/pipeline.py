@@ -127,15 +127,16 @@ def encode_items(
     limits = limits or ImageLimits()
     start = time.perf_counter()
     n = len(catalog)
-    hashes = [catalog.content_hash(r, limits) for r in range(n)]
+    all_texts, all_paths = catalog.texts(), catalog.image_paths()  # column-wise: per-row reads cost ~50 us each
+    hashes = [catalog.content_hash(r, limits, text=all_texts[r], path=all_paths[r]) for r in range(n)]
     cache = cache or {}
     reused_rows = [r for r in range(n) if hashes[r] in cache]
     todo = [r for r in range(n) if hashes[r] not in cache]
     reasons: dict[int, str] = {}
 
     bar = tqdm(total=len(todo), desc="encoding", unit="item", disable=not show_progress, dynamic_ncols=True)
-    texts = {r: catalog.text(r) for r in todo} if encoder.text is not None else {}
-    images = {r: catalog.image_path(r) for r in todo} if encoder.image is not None else {}
+    texts = {r: all_texts[r] for r in todo} if encoder.text is not None else {}
+    images = {r: all_paths[r] for r in todo} if encoder.image is not None else {}
 
     text_vecs = _encode_texts(encoder.text, texts, batch_size) if encoder.text is not None else {}
     image_vecs = (
@@ -212,6 +213,8 @@ def _encode_images(
         return {}
     batch_size = decoding.batch_size
     workers = decoding.num_workers if len(rows) > 2 * batch_size else 0  # a worker's start-up costs more than tiny jobs
+    if encoder.decode_workers is not None:  # the encoders' thread budget leaves room for this many
+        workers = min(workers, encoder.decode_workers)
     files = _ImageFiles(
         # The preprocessor alone (not the bound method) goes to the workers: under the
         # spawn start method a bound method would pickle the whole model.

@@ -201,13 +201,20 @@ def legacy_defaults(config: Mapping[str, Any]) -> Mapping[str, Any]:
 
     Folders saved before `EncoderConfig.image_pooling` existed hold average-pooled EfficientNet-Lite
     vectors (the encoders whose default became max pooling); other encoders had no such option.
+    Folders saved before `EncoderConfig.runtime` existed were encoded by torch, so they keep it.
 
     Example:
         >>> legacy_defaults({"encoders": {"image": "efficientnet-lite0"}})["encoders"]["image_pooling"]
         'avg'
+        >>> legacy_defaults({"encoders": {"image": None}})["encoders"]["runtime"]
+        'torch'
     """
     encoders = config.get("encoders") if isinstance(config, Mapping) else None
-    image = encoders.get("image") if isinstance(encoders, dict) else None
+    if not isinstance(encoders, dict):
+        return config
+    image = encoders.get("image")
     if isinstance(image, str) and image.startswith("efficientnet-lite") and "image_pooling" not in encoders:
-        return {**config, "encoders": {**encoders, "image_pooling": "avg"}}
-    return config
+        encoders = {**encoders, "image_pooling": "avg"}
+    if "runtime" not in encoders:
+        encoders = {**encoders, "runtime": "torch"}
+    return {**config, "encoders": encoders}

@@ -6,8 +6,8 @@ the same way (the caller's `EngineError` subclass, naming the file and the line)
 and an id is cleaned the same way in both, and at every lookup (`clean_id`): the
 catalog and the index never hold two spellings of one id, and `42` finds '42'.
 Number columns (price, stock) are stored as numbers whatever the file's format
-(`as_numbers`, `number_column`), and `write_parquet`/`read_parquet` give back every
-value with its type.
+(`as_numbers`, `number_column`); `engine.parquet` writes and reads tables keeping every
+value's type.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import math
 import os
 import stat
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +31,6 @@ import pyarrow.parquet as pq
 from core.errors import EngineError, InvalidArgumentError
 
 SUFFIXES = (".csv", ".jsonl", ".parquet")
-# Parquet metadata key listing the columns written as JSON text (mixed-type columns).
-JSON_COLUMNS_KEY = b"shopvec.json_columns"
 # Whole numbers up to this size are exact in a float64, so a float column can become an int one.
 _EXACT_INT = 2.0**53
 
@@ -46,6 +45,52 @@ def read_table(path: str | Path, error: type[EngineError], what: str) -> pd.Data
 
     Example:
         >>> frame = read_table("sample_catalog/items.csv", CatalogError, "catalog")  # doctest: +SKIP
+    """
+    path, suffix = check_table_file(path, error, what)
+    with _parse_errors(path, suffix, error, what):
+        frame = _READERS[suffix](path)
+    check_columns(frame, error, f"{what} '{path}'")
+    return frame
+
+
+def read_table_chunks(path: str | Path, error: type[EngineError], what: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """Read a file like `read_table`, `chunk_rows` rows at a time: the same values, checks and errors.
+
+    A .csv goes through pandas' chunked reader (the same parser and options as
+    `read_table`), a .parquet through pyarrow's batch reader, a .jsonl line by line.
+    Only one chunk is in memory at a time. A file without rows yields one empty frame.
+
+    Raises:
+        error: as `read_table`, when the chunk holding the problem is read (a .jsonl
+            line number counts from the start of the file).
+
+    Example:
+        >>> from core.errors import CatalogError
+        >>> [len(f) for f in read_table_chunks("sample_catalog/items.csv", CatalogError, "catalog", 200)]  # doctest: +SKIP
+        [200, 200, 112]
+    """
+    path, suffix = check_table_file(path, error, what)
+    with _parse_errors(path, suffix, error, what):
+        chunks = _CHUNK_READERS[suffix](path, chunk_rows)
+    while True:
+        with _parse_errors(path, suffix, error, what):
+            frame = next(chunks, None)
+        if frame is None:
+            return
+        check_columns(frame, error, f"{what} '{path}'")
+        yield frame
+
+
+def check_table_file(path: str | Path, error: type[EngineError], what: str) -> tuple[Path, str]:
+    """The path and its suffix, once it is known to be a non-empty regular file with a readable suffix.
+
+    Raises:
+        error: naming the path and what it is instead.
+
+    Example:
+        >>> from core.errors import CatalogError
+        >>> check_table_file("sample_catalog/items.csv", CatalogError, "catalog")[1]  # doctest: +SKIP
+        '.csv'
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -63,16 +108,20 @@ def read_table(path: str | Path, error: type[EngineError], what: str) -> pd.Data
         raise error(f"{what} path '{path}' is not a regular file (a FIFO, device or socket); expected a {suffix} file")
     if info.st_size == 0:
         raise error(f"{what} file '{path}' is empty (0 bytes); expected a header row and at least one row")
+    return path, suffix
+
+
+@contextmanager
+def _parse_errors(path: Path, suffix: str, error: type[EngineError], what: str) -> Iterator[None]:
+    """Parser errors as `error`, naming the file."""
     try:
-        frame = _READERS[suffix](path)
+        yield
     except _TableError as exc:
         raise error(f"{what} file '{path}' {exc}") from None
     except UnicodeDecodeError:  # its offsets are into the parser's buffer: find the byte in the file
         raise error(f"{what} file '{path}' is not UTF-8 text: {_first_non_utf8(path)}; save it as UTF-8") from None
     except (ValueError, OSError, pd.errors.ParserError, ImportError) as exc:  # pyarrow's errors derive from ValueError
         raise error(f"cannot read {what} file '{path}' as {suffix}: {exc}") from None
-    check_columns(frame, error, f"{what} '{path}'")
-    return frame
 
 
 def records_frame(rows: list[Mapping[str, Any]], error: type[EngineError], what: str) -> pd.DataFrame:
@@ -202,17 +251,41 @@ class _TableError(Exception):
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
-    # pandas renames a repeated header ('title', 'title.1'): read the header as written first.
+    _check_csv_header(path)
+    return pd.read_csv(path, **_CSV_OPTIONS)
+
+
+def _csv_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    names = _check_csv_header(path)
+    empty = True
+    for frame in pd.read_csv(path, chunksize=chunk_rows, **_CSV_OPTIONS):
+        empty = False
+        yield frame
+    if empty:
+        yield pd.DataFrame(columns=names)
+
+
+def _check_csv_header(path: Path) -> list[str]:
+    """The header's names; pandas renames a repeated header ('title', 'title.1'), so it is read as written first."""
     header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False, encoding="utf-8")
     names = [str(v) for v in header.iloc[0].tolist()] if len(header) else []
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise _TableError(f"has repeated column names {repeated} in its header; every column needs its own name")
-    return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8")
+    return names
+
+
+_CSV_OPTIONS: dict[str, Any] = {"dtype": str, "keep_default_na": False, "na_values": [""], "encoding": "utf-8"}
 
 
 def _read_jsonl(path: Path) -> pd.DataFrame:
-    records = []
+    return next(_jsonl_chunks(path, None))
+
+
+def _jsonl_chunks(path: Path, chunk_rows: int | None) -> Iterator[pd.DataFrame]:
+    """Frames of `chunk_rows` records (all of them when None); at least one frame, empty when the file has none."""
+    records: list[dict[str, Any]] = []
+    sent = False
     with open(path, encoding="utf-8-sig") as lines:
         for number, line in enumerate(lines, 1):
             if not line.strip():
@@ -226,8 +299,12 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
             if not isinstance(record, dict):
                 raise _TableError(f"line {number} is a JSON {type(record).__name__}; expected one object per line")
             records.append(record)
-    # object dtype keeps each value as written: 7 stays an int, not 7.0 beside a missing value.
-    return pd.DataFrame(records, dtype=object) if records else pd.DataFrame()
+            if chunk_rows is not None and len(records) == chunk_rows:
+                yield pd.DataFrame(records, dtype=object)
+                records, sent = [], True
+    if records or not sent:
+        # object dtype keeps each value as written: 7 stays an int, not 7.0 beside a missing value.
+        yield pd.DataFrame(records, dtype=object) if records else pd.DataFrame()
 
 
 class _RepeatedKey(Exception):
@@ -243,7 +320,20 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _parquet_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    source = pq.ParquetFile(str(path))
+    empty = True
+    for batch in source.iter_batches(batch_size=chunk_rows):
+        empty = False
+        yield pa.Table.from_batches([batch]).to_pandas()
+    if empty:
+        yield source.schema_arrow.empty_table().to_pandas()
+
+
 _READERS: dict[str, Callable[[Path], pd.DataFrame]] = {".csv": _read_csv, ".jsonl": _read_jsonl, ".parquet": pd.read_parquet}
+_CHUNK_READERS: dict[str, Callable[[Path, int], Iterator[pd.DataFrame]]] = {
+    ".csv": _csv_chunks, ".jsonl": _jsonl_chunks, ".parquet": _parquet_chunks,
+}
 
 
 # ----- numbers -------------------------------------------------------------------
@@ -309,49 +399,3 @@ def resolved_paths(paths: pd.Series, base: Path) -> list[Any]:
         os.path.normpath(os.path.join(root, v)) if isinstance(v, str) and v and not os.path.isabs(v) else v
         for v in paths.tolist()
     ]
-
-
-# ----- typed parquet -----------------------------------------------------------------
-def write_parquet(frame: pd.DataFrame, path: str | Path) -> None:
-    """Write a table so `read_parquet` gives back every value with its type.
-
-    Columns of one type are stored natively; an object column holding anything but
-    text (ints beside strings, lists, dicts, booleans) is stored as JSON text and listed
-    in the file's metadata, so `1` comes back as `1` and `"1"` as `"1"`. Values JSON
-    cannot hold (dates, decimals inside such a column) are stored as their text.
-
-    Example:
-        >>> write_parquet(catalog.frame, "models/sample/catalog.parquet")  # doctest: +SKIP
-    """
-    frame = frame.copy()
-    as_json = [c for c in frame.columns if frame[c].dtype == object and not _all_text(frame[c])]
-    for name in as_json:
-        frame[name] = [json.dumps(v, default=_jsonable) for v in frame[name]]
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    metadata = {**(table.schema.metadata or {}), JSON_COLUMNS_KEY: json.dumps(as_json).encode()}
-    pq.write_table(table.replace_schema_metadata(metadata), str(path))
-
-
-def read_parquet(path: str | Path) -> pd.DataFrame:
-    """Read a table written by `write_parquet`; pyarrow's errors come as they are (OSError, ValueError...)."""
-    table = pq.read_table(str(path))
-    as_json = json.loads((table.schema.metadata or {}).get(JSON_COLUMNS_KEY, b"[]"))
-    frame = table.to_pandas()
-    for name in as_json:
-        frame[name] = pd.Series([None if v is None else json.loads(v) for v in frame[name]], index=frame.index, dtype=object)
-    return frame
-
-
-def _all_text(column: pd.Series) -> bool:
-    return all(isinstance(v, str) or is_missing(v) for v in column)
-
-
-def _jsonable(value: Any) -> Any:
-    """A JSON stand-in for NumPy and pandas values; text for anything else."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if value is pd.NA or value is pd.NaT:
-        return None
-    return str(value)

@@ -6,8 +6,8 @@ service answers them. The reference is exact search (FAISS Flat): its answer def
 recall@k = 1. The HNSW settings swept are the two knobs `IndexConfig` has for search:
 `ef_search` (the graph's beam width) and `rerank_factor` (candidates fetched per result and
 re-scored exactly; the beam is never narrower than `k * rerank_factor`, so settings with the
-same effective beam are one point). The index has no IVF structure, so there is no nprobe
-to sweep. One HNSW graph is built; every setting searches a fork of it with its own config.
+same effective beam are one point). IVF's nprobe, and the tuned settings kind "auto" picks,
+are swept by `benchmarks/bench_ann.py`. One HNSW graph is built; every setting searches a fork of it with its own config.
 The graph is searched even on a small catalog: the index's shortcut of scoring a small
 allowed set exactly (`IndexConfig.exact_filter_rows`) is switched off here, so what is
 measured is the graph (a beam at least as wide as the catalog is still exact).

@@ -1,6 +1,7 @@
 """Vector indexes: inner-product search over item vectors keyed by raw string ids.
 
-`FaissIndex` is the engine (exact Flat while small, HNSW with exact re-ranking when large);
+`FaissIndex` is the engine (exact Flat while small, HNSW then IVF with exact re-ranking when
+large; kind "auto" tunes their search parameter to a recall target, see `tuning`);
 `NumpyIndex` is the brute-force reference it is tested against. Any number of threads may
 search one index object; to change an index others read, `fork()` it (cheap: the vectors and
 the FAISS structure are shared), change the fork and publish it.

@@ -153,6 +153,15 @@ class VectorIndex(ABC):
         self._check_known(id_list)
         return self._vectors(id_list)
 
+    def describe(self) -> str:
+        """One line saying how this index searches (backends with settings say which, and why).
+
+        Example:
+            >>> create_index(2, IndexConfig(kind="numpy")).describe()  # doctest: +SKIP
+            'exact NumpyIndex; 0 items'
+        """
+        return f"exact {type(self).__name__}; {len(self):,} items"
+
     @abstractmethod
     def fork(self) -> VectorIndex:
         """A new index with the same contents, sharing what neither side will change.

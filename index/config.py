@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 from core.errors import InvalidArgumentError
 
-KINDS = ("auto", "flat", "hnsw", "numpy")
+KINDS = ("auto", "flat", "hnsw", "ivf", "numpy")
 STORAGES = ("sq8", "fp16", "flat")
+IVF_CODES = ("sq8", "pq")
 
 
 @dataclass(frozen=True)
@@ -16,10 +17,19 @@ class IndexConfig:
 
     Attributes:
         kind: "auto" (exact FAISS Flat while small, HNSW once the index holds more than
-            `hnsw_threshold` items), "flat" (always exact FAISS), "hnsw" (always HNSW) or
-            "numpy" (the brute-force reference).
+            `hnsw_threshold` items, IVF past `ivf_threshold`; the search parameter is tuned
+            to `target_recall` whenever the structure is built), "flat" (always exact
+            FAISS), "hnsw" (always HNSW, `ef_search` as given), "ivf" (always IVF,
+            `nprobe` as given) or "numpy" (the brute-force reference).
         hnsw_threshold: item count above which "auto" switches from Flat to HNSW. The default
             keeps an exact scan near 1 ms per single query at dim 1664 (5k rows are ~33 MB).
+        ivf_threshold: item count above which "auto" switches from HNSW to IVF: past it the
+            graph's build time and its links (`hnsw_m` * 8 bytes per item) cost more than
+            IVF's coarser search (see docs/evaluation.md, "Index at a million items").
+        target_recall: recall@10 against exact search that "auto" tunes efSearch / nprobe
+            for, in (0, 1]: the cheapest setting whose recall on `tune_queries` of the
+            index's own rows (each searched with itself left out) meets it.
+        tune_queries: held-out rows sampled with `seed` to tune on.
         hnsw_m: HNSW graph degree (FAISS `M`).
         ef_construction: HNSW beam width while building.
         ef_search: HNSW beam width while searching; raised to the candidate count when lower.
@@ -37,12 +47,21 @@ class IndexConfig:
             clone extended with them; the old one is never changed, so forks share it). Higher
             makes writes cheaper on average and every search slower: each query scans the tail
             (a full tail of 1,024 rows adds ~0.35 ms to a query at dim 1664, ~0.04 ms at dim 64).
-        train_rows: rows sampled to train the scalar quantiser.
+        ivf_codes: what IVF stores per item: "sq8" (one byte a dimension) or "pq" (product
+            quantiser, `pq_bytes` bytes an item); candidates are re-ranked exactly.
+        ivf_lists: IVF inverted lists (0: about 4 * sqrt(n), capped so each list gets 39
+            training rows, FAISS's minimum for a stable k-means).
+        nprobe: IVF lists scanned per query (kind "ivf"; "auto" tunes its own).
+        pq_bytes: PQ sub-quantisers (bytes per item); 0 picks dim / 4, rounded down to a
+            divisor of dim.
+        train_rows: rows sampled to train the scalar quantiser and the IVF lists.
         seed: seed of the training sample.
 
     Example:
         >>> IndexConfig(kind="hnsw", ef_search=256).ef_search
         256
+        >>> IndexConfig(kind="auto", target_recall=0.9).target_recall
+        0.9
     """
 
     kind: str = "auto"
@@ -51,6 +70,13 @@ class IndexConfig:
     ef_construction: int = 80
     ef_search: int = 128
     storage: str = "sq8"
+    ivf_threshold: int = 2_000_000
+    ivf_codes: str = "sq8"
+    ivf_lists: int = 0
+    nprobe: int = 16
+    pq_bytes: int = 0
+    target_recall: float = 0.95
+    tune_queries: int = 500
     rerank_factor: int = 10
     exact_filter_rows: int = 4096
     rebuild_fraction: float = 0.25
@@ -65,11 +91,21 @@ class IndexConfig:
             raise InvalidArgumentError(
                 f"HNSW storage {self.storage!r} is unknown; valid storages: {', '.join(STORAGES)}"
             )
-        for name in ("hnsw_m", "ef_construction", "ef_search", "rerank_factor", "train_rows"):
+        if self.ivf_codes not in IVF_CODES:
+            raise InvalidArgumentError(
+                f"IVF codes {self.ivf_codes!r} are unknown; valid codes: {', '.join(IVF_CODES)}"
+            )
+        if (
+            isinstance(self.target_recall, bool)
+            or not isinstance(self.target_recall, (int, float))
+            or not 0.0 < self.target_recall <= 1.0
+        ):
+            raise InvalidArgumentError(f"target_recall must be in (0, 1], got {self.target_recall!r}")
+        for name in ("hnsw_m", "ef_construction", "ef_search", "rerank_factor", "train_rows", "nprobe", "tune_queries"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise InvalidArgumentError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("hnsw_threshold", "exact_filter_rows", "tail_rows", "seed"):
+        for name in ("hnsw_threshold", "ivf_threshold", "ivf_lists", "pq_bytes", "exact_filter_rows", "tail_rows", "seed"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise InvalidArgumentError(f"{name} must be a non-negative integer, got {value!r}")

@@ -1,4 +1,4 @@
-"""FAISS-backed vector index: exact Flat while small, HNSW with exact re-ranking once large.
+"""FAISS-backed vector index: exact Flat while small, HNSW or IVF with exact re-ranking once large.
 
 Design:
 - Raw string ids map to int64 rows through a `RowStore`, which also keeps the float32
@@ -12,12 +12,17 @@ Design:
   the graph (still useful for navigation) and every search excludes it through the FAISS ID
   selector. Once tombstones exceed `config.rebuild_fraction` of the rows, the store is
   compacted and a new structure built. Flat uses the same mechanism, so both behave alike.
-- Auto switching: kind "auto" starts Flat and builds HNSW in the `add` that takes the
-  index past `config.hnsw_threshold` items. While HNSW holds fewer rows than
-  `config.train_rows`, it is retrained and rebuilt whenever the rows double, so the scalar
-  quantiser never stays fitted to a handful of first vectors.
-- HNSW search fetches `rerank_factor * k` candidates (efSearch >= that), then re-scores
-  them with the float32 vectors: scores returned are exact inner products.
+- Auto switching: kind "auto" starts Flat, builds HNSW in the `add` that takes the index
+  past `config.hnsw_threshold` items and IVF past `config.ivf_threshold`. While HNSW holds
+  fewer rows than `config.train_rows`, it is retrained and rebuilt whenever the rows double,
+  so the scalar quantiser never stays fitted to a handful of first vectors; IVF is retrained
+  whenever its rows double (its list count grows with sqrt(n)).
+- Tuning: every build of an "auto" HNSW or IVF structure (first build, retraining,
+  compaction) tunes its search parameter (efSearch, nprobe) to `config.target_recall`
+  (see `tuning`); extending a clone with the tail keeps the setting. Tuned HNSW re-ranks
+  min(k * rerank_factor, efSearch) candidates, so a small beam is also a cheap re-rank.
+- HNSW and IVF searches fetch `rerank_factor * k` candidates (efSearch >= that), then
+  re-score them with the float32 vectors: scores returned are exact inner products.
 - Filters run inside FAISS as ID selectors (see `filtering`). The rule for restrictive
   filters on HNSW: when the allowed items number at most `config.exact_filter_rows`, or the
   beam widened by 1 / selectivity would be at least as large as the allowed set, the allowed
@@ -42,17 +47,18 @@ from core.errors import FormatVersionError, InvalidArgumentError
 from core.persistence import INDEX_KIND, atomic_dir, write_manifest
 from core.ranking import top_k
 
-from . import structures
+from . import structures, tuning
 from .base import IdFilter, VectorIndex, check_dim
 from .config import IndexConfig
 from .filtering import Allowed, resolve
 from .store import RowStore
+from .tuning import Tuning
 
 _RERANK_CHUNK = 64  # queries re-ranked together: bounds the gathered (chunk, C, dim) block
 
 
 class FaissIndex(VectorIndex):
-    """Inner-product index on FAISS (Flat or HNSW + exact re-ranking), keyed by raw ids.
+    """Inner-product index on FAISS (Flat, or HNSW / IVF + exact re-ranking), keyed by raw ids.
 
     Reads (search, vectors, ids, len, in) are safe from any number of threads; writes are
     not. To change an index that others read, `fork` it, change the fork, publish the fork.
@@ -71,14 +77,50 @@ class FaissIndex(VectorIndex):
         self.dim = check_dim(dim)
         self.config = config
         self._store = RowStore(dim)
-        self._structure = structures.HNSW if config.kind == "hnsw" else structures.FLAT
+        self._structure = structures.structure_for(0, config)
         self._faiss: faiss.Index | None = None  # over the store's sealed rows; never changed
         self._trained_rows = 0
+        self._tuning: Tuning | None = None
 
     @property
     def structure(self) -> str:
-        """The FAISS structure in use now: "flat" or "hnsw"."""
+        """The FAISS structure in use now: "flat", "hnsw" or "ivf"."""
         return self._structure
+
+    @property
+    def tuning(self) -> Tuning | None:
+        """The tuned search parameter and its measured recall (kind "auto", HNSW or IVF), else None."""
+        return self._tuning
+
+    def with_search_setting(self, value: int) -> FaissIndex:
+        """A fork that searches with efSearch (HNSW) or nprobe (IVF) = `value`, as if tuned to it.
+
+        For sweeping the recall / speed curve over one built structure (benchmarks); the
+        fork's `tuning` records the value with no measured recall (0 queries).
+
+        Raises:
+            InvalidArgumentError: `value` is not a positive integer, or the structure is exact.
+
+        Example:
+            >>> fast = idx.with_search_setting(32)  # doctest: +SKIP
+        """
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidArgumentError(f"a search setting must be a positive integer, got {value!r}")
+        if self._structure == structures.FLAT:
+            raise InvalidArgumentError("an exact Flat index has no search setting to change")
+        other = self.fork()
+        parameter = "nprobe" if self._structure == structures.IVF else "efSearch"
+        other._tuning = Tuning(parameter, value, self.config.target_recall, 0.0, 0)
+        return other
+
+    def describe(self) -> str:
+        """One line naming the structure, its search setting and the recall it was tuned to.
+
+        Example:
+            >>> FaissIndex(4).describe()
+            'exact Flat (inner product); 0 items'
+        """
+        return tuning.describe(self._structure, self.config, self._faiss, len(self), self._tuning)
 
     @property
     def tail_size(self) -> int:
@@ -128,8 +170,12 @@ class FaissIndex(VectorIndex):
         """Whether a new structure must be built from scratch after rows were appended."""
         if self._faiss is None:
             return True
+        if structures.structure_for(self._store.n_alive, self.config) != self._structure:
+            return self.config.kind == "auto"
         if self._structure == structures.FLAT:
-            return self.config.kind == "auto" and self._store.n_alive > self.config.hnsw_threshold
+            return False
+        if self._structure == structures.IVF:
+            return self._store.n_rows >= 2 * self._trained_rows
         return (
             self.config.storage != "flat"
             and self._trained_rows < self.config.train_rows
@@ -144,11 +190,32 @@ class FaissIndex(VectorIndex):
         """
         store = self._store.fork()
         store.compact()
-        structure = self._structure
-        if self.config.kind == "auto":
-            structure = structures.HNSW if store.n_alive > self.config.hnsw_threshold else structures.FLAT
-        built = structures.build(structure, store.sealed_matrix, self.config) if store.n_rows else None
+        structure = structures.structure_for(store.n_alive, self.config)
+        tuned = self.config.kind == "auto" and structure != structures.FLAT
+        held = tuning.held_out_rows(store.n_rows, self.config) if tuned else 0
+        built, fitted = None, None
+        if store.n_rows:
+            built = structures.build(structure, store.sealed_matrix, self.config, held)
+            if tuned:
+                fitted = self._tune(store, structure, built, held)
+            if held:
+                built.add(store.sealed_matrix[store.n_rows - held :])
         self._store, self._structure, self._faiss, self._trained_rows = store, structure, built, store.n_rows
+        self._tuning = fitted
+
+    def _tune(self, store: RowStore, structure: str, built: faiss.Index, held: int) -> Tuning:
+        """Tune `built` (all of `store`'s rows but the last `held`) on those held-out rows."""
+        trial = copy.copy(self)
+        trial._store, trial._structure, trial._faiss, trial._tuning = store, structure, built, None
+        everything, n_base = resolve(store, IdFilter()), store.n_rows - held
+
+        def search(queries: np.ndarray, k: int, effort: int) -> np.ndarray:
+            return trial._search_sealed(queries, k, everything, store.n_sealed, None, effort)[1]
+
+        base, queries = store.sealed_matrix[:n_base], store.sealed_matrix[n_base:]
+        if structure == structures.IVF:
+            return tuning.tune(search, base, queries, tuning.grid("ivf", built.nlist), "nprobe", self.config)
+        return tuning.tune(search, base, queries, tuning.grid("hnsw"), "efSearch", self.config)
 
     def _search(
         self, queries: np.ndarray, k: int, filter: IdFilter, rerank_factor: int | None
@@ -159,7 +226,7 @@ class FaissIndex(VectorIndex):
             empty = (len(queries), 0)
             return np.empty(empty, np.float32), np.empty(empty, object)
         with _threads_for(len(queries)):
-            if self._structure == structures.HNSW and self._hnsw_too_wide(k, allowed, rerank_factor):
+            if self._structure != structures.FLAT and self._too_wide(k, allowed, rerank_factor):
                 scores, labels = self._exact(queries, k, allowed.rows())
             else:
                 tail = allowed.in_range(self._store.n_sealed)
@@ -169,14 +236,38 @@ class FaissIndex(VectorIndex):
                     scores, labels = _merge(scores, labels, *self._scan_tail(queries, k, tail), k)
         return scores.astype(np.float32, copy=False), self._store.ids_at(labels)
 
-    def _hnsw_too_wide(self, k: int, allowed: Allowed, rerank_factor: int | None) -> bool:
-        """Whether the filter is so restrictive that scoring the allowed rows beats the graph."""
-        n_candidates = min(allowed.count, k * (rerank_factor or self.config.rerank_factor))
-        beam = structures.hnsw_beam(n_candidates, allowed.count / self._store.n_rows, self.config)
-        return allowed.count <= self.config.exact_filter_rows or beam >= allowed.count
+    def _too_wide(self, k: int, allowed: Allowed, rerank_factor: int | None) -> bool:
+        """Whether the filter is so restrictive that scoring the allowed rows beats the structure."""
+        if allowed.count <= self.config.exact_filter_rows:
+            return True
+        if self._structure == structures.IVF:
+            return False  # nprobe is capped at the list count; short answers are redone exactly
+        _, beam = self._plan(k, allowed.count, allowed.count / self._store.n_rows, rerank_factor)
+        return beam >= allowed.count
+
+    def _effort(self) -> int:
+        """efSearch (HNSW) or nprobe (IVF): the tuned value, else the config's."""
+        if self._tuning is not None:
+            return self._tuning.value
+        return self.config.nprobe if self._structure == structures.IVF else self.config.ef_search
+
+    def _plan(
+        self, k: int, n_allowed: int, selectivity: float, rerank_factor: int | None, effort: int | None = None
+    ) -> tuple[int, int]:
+        """Candidates to fetch and the beam (efSearch, or nprobe for IVF) for one search."""
+        tuned = effort is not None or self._tuning is not None
+        effort = self._effort() if effort is None else effort
+        n_candidates = min(n_allowed, k * (rerank_factor or self.config.rerank_factor))
+        if self._structure == structures.IVF:
+            assert self._faiss is not None
+            return n_candidates, min(self._faiss.nlist, int(np.ceil(effort / max(selectivity, 1e-9))))
+        if tuned:  # the tuned beam also bounds the re-rank: a small beam is a cheap search
+            n_candidates = min(n_candidates, max(effort, k))
+        return n_candidates, structures.hnsw_beam(n_candidates, selectivity, effort)
 
     def _search_sealed(
-        self, queries: np.ndarray, k: int, allowed: Allowed, n_allowed: int, rerank_factor: int | None
+        self, queries: np.ndarray, k: int, allowed: Allowed, n_allowed: int, rerank_factor: int | None,
+        effort: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top k of the `n_allowed` allowed sealed rows through the structure; -1 pads short rows."""
         if n_allowed == 0:
@@ -186,9 +277,8 @@ class FaissIndex(VectorIndex):
             params = structures.search_params(structures.FLAT, allowed.selector(), k)
             return self._faiss.search(queries, k, params=params)
         k = min(k, n_allowed)
-        n_candidates = min(n_allowed, k * (rerank_factor or self.config.rerank_factor))
-        beam = structures.hnsw_beam(n_candidates, n_allowed / self._store.n_sealed, self.config)
-        params = structures.search_params(structures.HNSW, allowed.selector(), beam)
+        n_candidates, beam = self._plan(k, n_allowed, n_allowed / self._store.n_sealed, rerank_factor, effort)
+        params = structures.search_params(self._structure, allowed.selector(), beam)
         _, candidates = self._faiss.search(queries, n_candidates, params=params)
         scores, labels = self._rerank(queries, candidates, k)
         short = np.flatnonzero((labels < 0).any(axis=1))
@@ -199,6 +289,13 @@ class FaissIndex(VectorIndex):
     def _rerank(self, queries: np.ndarray, candidates: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Exact scores of candidate rows (-1 = none); the best k per query, -1 where short."""
         matrix = self._store.sealed_matrix
+        if len(queries) == 1:  # one query: a plain product and sort, without the batch machinery
+            cand = candidates[0][candidates[0] >= 0]
+            exact = matrix[cand] @ queries[0]
+            top = np.argsort(-exact, kind="stable")[:k]
+            scores, labels = np.full((1, k), -np.inf, np.float32), np.full((1, k), -1, np.int64)
+            scores[0, : len(top)], labels[0, : len(top)] = exact[top], cand[top]
+            return scores, labels
         scores = np.empty((len(queries), k), np.float32)
         labels = np.empty((len(queries), k), np.int64)
         for start in range(0, len(queries), _RERANK_CHUNK):
@@ -252,6 +349,7 @@ class FaissIndex(VectorIndex):
             write_manifest(
                 tmp, INDEX_KIND, backend="faiss", dim=self.dim, config=asdict(self.config),
                 structure=self._structure, trained_rows=self._trained_rows, sealed_rows=store.n_sealed,
+                tuning=None if self._tuning is None else asdict(self._tuning), description=self.describe(),
                 parts=parts,
             )
 
@@ -286,6 +384,7 @@ class FaissIndex(VectorIndex):
         index._store.restore(np.array(ids.tolist(), dtype=object), vectors, alive, sealed)
         index._structure = manifest["structure"]
         index._trained_rows = int(manifest["trained_rows"])
+        index._tuning = Tuning.from_dict(manifest.get("tuning"))  # None in folders saved before tuning
         return index
 
 

@@ -9,7 +9,8 @@ over the old one and dies: once at every step of the save in turn (the SHOPVEC_C
 hook, see `core.folders.STEPS`), then at random instants (SIGKILL while it saves old and
 new in a loop). After every kill the folder is loaded: it must hold the old or the new
 model. Then it is saved once more, after which nothing but CURRENT, the lock file and
-two versions may remain (anything else is an orphan). Prints one row per run; exits 1
+two versions may remain, and an interrupted index run's marked checkpoint folder (anything
+else is an orphan). Prints one row per run; exits 1
 when a load failed or an orphan remained.
 
 Uses the test suite's fake encoders (tests/conftest.py), so it needs no weights; the
@@ -39,16 +40,16 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "scripts")]
 
 import faiss  # noqa: E402
+import index_catalog  # noqa: E402  (scripts/index_catalog.py)
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
-from tqdm import tqdm  # noqa: E402
 from conftest import fake_config, make_toy_catalog  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
+from core.folders import WORK, WORK_MARKER  # noqa: E402
 from core.persistence import CRASH_AT_ENV, CRASH_EXIT, CRASH_LOG_ENV, CURRENT  # noqa: E402
 from engine import Catalog, Engine  # noqa: E402
 from engine.interactions import Interactions  # noqa: E402
-
-import index_catalog  # noqa: E402  (scripts/index_catalog.py)
 
 LOCK = ".shopvec.lock"
 FAKE = ["--image-encoder", "fake-image", "--text-encoder", "fake-text", "--num-workers", "0", "--quiet"]
@@ -170,6 +171,8 @@ def orphans(path: Path) -> list[str]:
     """Entries of a model folder other than CURRENT, the lock file, and the current and previous versions."""
     pointer = json.loads((path / CURRENT).read_text())
     keep = {CURRENT, LOCK, pointer["version"], pointer["previous"]}
+    if (path / WORK / WORK_MARKER).is_file():  # an interrupted index run's checkpoint, for its next run to resume
+        keep.add(WORK)
     return sorted(name for name in os.listdir(path) if name not in keep)
 
 

@@ -101,7 +101,7 @@ def test_index_help_states_the_config_defaults() -> None:
 
     e, f = EncoderConfig(), FusionConfig()
     actual = {"image_encoder": e.image, "text_encoder": e.text, "batch_size": e.batch_size,
-              "num_workers": e.num_workers, "device": e.device, "image_weight": f.image_weight,
+              "num_workers": e.num_workers, "device": e.device, "runtime": e.runtime, "image_weight": f.image_weight,
               "text_weight": f.text_weight, "index": IndexConfig().kind}
     assert SHOWN_DEFAULTS == actual
 

@@ -507,7 +507,7 @@ def sample_photos() -> tuple[Image.Image, Image.Image]:
 def test_lite0_pretrained_features_and_imagenet_labels(sample_photos: tuple[Image.Image, Image.Image]) -> None:
     import timm
 
-    encoder = EfficientNetLite0Encoder(features=ImageFeatureConfig(pooling="avg"), device="cpu")
+    encoder = EfficientNetLite0Encoder(features=ImageFeatureConfig(pooling="avg"), device="cpu", runtime="torch")
     full = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=1000).eval()
     source = torch.load(_lite0_weights(), map_location="cpu", weights_only=True)
     full.load_state_dict(dict(zip(full.state_dict(), source.values())), strict=True)
@@ -556,7 +556,7 @@ def test_minilm_matches_sentence_transformers() -> None:
     from encoders.text import packaged_minilm_path
 
     texts = ["red running shoes", "Stainless steel kitchen knife", "long " * 400]
-    ours = MiniLMEncoder(device="cpu").encode(texts)
+    ours = MiniLMEncoder(device="cpu", runtime="torch").encode(texts)  # the reference; runtimes: test_encoder_runtimes.py
     reference = st.SentenceTransformer(str(packaged_minilm_path()), device="cpu")
     np.testing.assert_allclose(ours, reference.encode(texts, normalize_embeddings=True), atol=1e-5)
 
@@ -591,6 +591,6 @@ def test_folders_saved_before_image_pooling_load_average_pooled() -> None:
 
     old = {"encoders": {"image": "efficientnet-lite0", "text": "minilm-l6"}}
     assert EngineConfig.from_dict(legacy_defaults(old)).encoders.image_pooling == "avg"
-    assert legacy_defaults({"encoders": {"image": "fake-image"}}) == {"encoders": {"image": "fake-image"}}
-    new = {"encoders": {"image": "efficientnet-lite0", "image_pooling": None}}
+    assert legacy_defaults({"encoders": {"image": "fake-image"}})["encoders"].get("image_pooling") is None
+    new = {"encoders": {"image": "efficientnet-lite0", "image_pooling": None, "runtime": "auto"}}
     assert EngineConfig.from_dict(legacy_defaults(new)).encoders.image_pooling is None

@@ -1,4 +1,4 @@
-"""One contract for every index backend: the same assertions for NumPy, FAISS Flat, HNSW and auto."""
+"""One contract for every index backend: the same assertions for NumPy, FAISS Flat, HNSW, IVF and auto."""
 
 from __future__ import annotations
 
@@ -23,7 +23,17 @@ BACKENDS: dict[str, Callable[[], VectorIndex]] = {
     "numpy": lambda: NumpyIndex(DIM),
     "faiss-flat": lambda: FaissIndex(DIM, IndexConfig(kind="flat")),
     "faiss-hnsw": lambda: FaissIndex(DIM, IndexConfig(kind="hnsw", **_HNSW)),  # type: ignore[arg-type]
-    "faiss-auto": lambda: FaissIndex(DIM, IndexConfig(kind="auto", hnsw_threshold=100, **_HNSW)),  # type: ignore[arg-type]
+    # auto tunes efSearch on its own rows; target 1.0 so that it must answer exactly here
+    "faiss-auto": lambda: FaissIndex(
+        DIM, IndexConfig(kind="auto", hnsw_threshold=100, target_recall=1.0, **_HNSW)  # type: ignore[arg-type]
+    ),
+    "faiss-ivf-sq8": lambda: FaissIndex(DIM, IndexConfig(kind="ivf", exact_filter_rows=8)),
+    "faiss-ivf-pq": lambda: FaissIndex(DIM, IndexConfig(kind="ivf", ivf_codes="pq", exact_filter_rows=8)),
+    # auto past both thresholds: IVF, tuned the same way (the queries below come from other
+    # clusters than the rows it tunes on, so only a scan of every list is sure to be exact)
+    "faiss-auto-ivf": lambda: FaissIndex(
+        DIM, IndexConfig(hnsw_threshold=50, ivf_threshold=100, ivf_lists=2, target_recall=1.0, exact_filter_rows=8)
+    ),
 }
 
 
@@ -65,8 +75,14 @@ def test_top1_is_own_vector_and_scores_sorted(index: VectorIndex, data: tuple[li
     assert (np.diff(scores, axis=1) <= 1e-6).all()
 
 
+def near(vectors: np.ndarray, seed: int) -> np.ndarray:
+    """Unseen unit queries near every 15th stored vector (the distribution an index is tuned on)."""
+    x = vectors[::15] + 0.3 * np.random.default_rng(seed).standard_normal(vectors[::15].shape)
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
 def test_matches_exact_reference(index: VectorIndex, data: tuple[list[str], np.ndarray]) -> None:
-    queries = clustered(20, DIM, seed=1)
+    queries = near(data[1], seed=1)
     ref_scores, ref_ids = reference(data).search(queries, k=10)
     scores, found = index.search(queries, k=10)
     assert found.tolist() == ref_ids.tolist()
@@ -142,6 +158,7 @@ def test_len_contains_ids_vectors(index: VectorIndex, data: tuple[list[str], np.
     ids, vectors = data
     assert len(index) == N and ids[7] in index and "nope" not in index and 3 not in index
     assert index.ids == ids
+    assert index.describe().endswith("; 300 items")  # every backend says how it searches
     got = index.vectors([ids[3], ids[1]])
     assert got.dtype == np.float32
     np.testing.assert_array_equal(got, vectors[[3, 1]])
@@ -256,7 +273,7 @@ def test_error_messages(index: VectorIndex, data: tuple[list[str], np.ndarray]) 
     assert len(index) == N and "x" not in index
 
 
-@pytest.mark.parametrize("kind", ["numpy", "flat", "hnsw", "auto"])
+@pytest.mark.parametrize("kind", ["numpy", "flat", "hnsw", "ivf", "auto"])
 def test_empty_index_returns_nothing(kind: str) -> None:
     idx = create_index(DIM, IndexConfig(kind=kind))
     scores, found = idx.search(np.ones(DIM, np.float32), k=5)
@@ -289,3 +306,11 @@ def test_config_errors() -> None:
         IndexConfig(tail_rows=-1)
     with pytest.raises(InvalidArgumentError, match="dim must be a positive integer, got 0"):
         create_index(0)
+    for bad in (0, 0.0, -0.1, 1.5, float("nan"), True, "0.9"):
+        with pytest.raises(InvalidArgumentError, match=r"target_recall must be in \(0, 1\], got"):
+            IndexConfig(target_recall=bad)  # type: ignore[arg-type]
+    assert IndexConfig(target_recall=1).target_recall == 1
+    with pytest.raises(InvalidArgumentError, match="IVF codes 'opq' are unknown; valid codes: sq8, pq"):
+        IndexConfig(ivf_codes="opq")
+    with pytest.raises(InvalidArgumentError, match="nprobe must be a positive integer, got 0"):
+        IndexConfig(nprobe=0)

@@ -1,0 +1,52 @@
+"""`benchmarks/bench_ann.py --quick` runs end to end: a row per library and setting, the summary, the plot."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import bench_ann  # noqa: E402
+
+LIBRARIES = ["faiss Flat (exact)", "auto (0.95)", "HNSW-SQ8", "HNSW-Flat", "IVF-SQ8 + rerank", "IVF-PQ + rerank",
+             "hnswlib (float32)", "usearch (f32)", "usearch (i8)"]
+
+
+def test_quick_run_prints_rows_summary_and_plot(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code = bench_ann.main(["--quick", "--threads", "1", "--plot", str(tmp_path / "ann.png")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    measured, table = out.split("Summary (clustered, 3,000 items)")
+    rows = re.findall(r"^(.+?) +(\d+) +([\d.]+) +(\d+) +([\d.]+) +(\d+) +(\d+)$", measured, re.M)
+    # auto is exact Flat at 3k items (one point); HNSW-SQ8 then gets its own build and sweep
+    assert [r[0] for r in rows] == LIBRARIES[:2] + [name for name in LIBRARIES[2:] for _ in range(3)]
+    by_library = {name: [r for r in rows if r[0] == name] for name in LIBRARIES}
+    assert float(by_library["faiss Flat (exact)"][0][2]) == 1.0  # exact is the reference
+    for name in ("HNSW-Flat", "IVF-SQ8 + rerank", "hnswlib (float32)"):
+        recalls = [float(r[2]) for r in by_library[name]]
+        assert recalls[-1] >= recalls[0] and 0 <= min(recalls) and max(recalls) <= 1  # wider search, more recall
+    # in-RAM bytes of index/ structures: structure + the float32 vectors (dim 32 -> 128 B)
+    for name in ("HNSW-SQ8", "IVF-SQ8 + rerank", "IVF-PQ + rerank"):
+        index_b, ram_b = int(by_library[name][0][5]), int(by_library[name][0][6])
+        assert ram_b - index_b == pytest.approx(128, abs=1)
+    hnswlib = re.search(r"^hnswlib \(float32\) +\d+ +[\d.]+ +(\d+) +1\.00 ", table, re.M)
+    assert hnswlib, table  # the reference row: ratio 1.00 against itself
+    for match in re.finditer(r"^(.+?) +\d+ +([\d.]+) +(\d+) +([\d.]+) +(\d+) +([\d.]+) +([\d.]+)$", table, re.M):
+        assert float(match[2]) >= 0.95
+        assert float(match[4]) == pytest.approx(int(match[3]) / int(hnswlib[1]), abs=0.006)
+    assert (tmp_path / "ann.png").stat().st_size > 10_000
+
+
+def test_films_repeat_a_real_set_with_noise(monkeypatch: pytest.MonkeyPatch) -> None:
+    base = np.random.default_rng(0).standard_normal((50, 384)).astype(np.float32)
+    monkeypatch.setattr(bench_ann, "_film_embeddings", lambda: base)
+    vectors, queries, label = bench_ann.films(16, 120, 7)
+    assert vectors.shape == (120, 16) and queries.shape == (7, 16) and "50 MiniLM film embeddings" in label
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    nearest = np.argmax(vectors[50:100] @ vectors[:50].T, axis=1)
+    assert (nearest == np.arange(50)).mean() > 0.9  # a noisy copy stays nearest its own film
