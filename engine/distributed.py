@@ -37,18 +37,17 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from core.errors import CatalogError, EngineError, InvalidArgumentError
-from core.persistence import ModelNotFoundError, check_writable
+from core.errors import EngineError, InvalidArgumentError
+from core.persistence import check_writable
 from encoders.fusion import Fusion
 
 from .catalog import Catalog, CatalogColumns
 from .config import EngineConfig
 from .engine import Engine
-from .events import EventLog
+from .indexing import built_engine, previous_model
 from .ivf_shards import IvfPlan, build_ivf_on_ray
 from .pipeline import EncodedItems
-from .results import Skipped
-from .state import EngineState
+from .results import Skipped, skipped_lines
 
 log = logging.getLogger(__name__)
 
@@ -146,9 +145,7 @@ class RayReport:
             f"indexed       : {self.indexed:,}",
             f"skipped       : {len(self.skipped):,}",
         ]
-        lines += [f"    {s.item_id}: {s.reason}" for s in self.skipped[:20]]
-        if len(self.skipped) > 20:
-            lines.append(f"    ... and {len(self.skipped) - 20} more")
+        lines += skipped_lines(self.skipped)
         lines += [
             f"time          : {self.seconds:.1f} s (encoding {self.encode_seconds:.1f} s, "
             f"{self.items_per_second:.1f} items/s)",
@@ -215,21 +212,14 @@ def build_on_ray(
     out = Path(out)
     check_writable(out)
     catalog = Catalog.from_file(catalog_path, columns)
-    previous = _previous(out)
+    previous = previous_model(out)
     with ray_session(cluster) as where:
         encoded, dims, encode_seconds = _encode_on_ray(catalog, config, cluster, show_progress)
-        if not encoded.ids:
-            reasons = "; ".join(f"{s.item_id}: {s.reason}" for s in encoded.skipped[:3])
-            raise CatalogError(f"no item of {catalog.source!r} could be encoded ({reasons})")
+        encoded.check_any(catalog.source)
         plan = IvfPlan(shards=cluster.shards, lists=cluster.ivf_lists, train_rows=cluster.train_rows, seed=cluster.seed)
         ivf = build_ivf_on_ray(encoded.ids, encoded.vectors, plan)
     fusion = Fusion(*dims, config=config.fusion)  # the fusion alone: the driver never loads the encoders
-    events = previous.events if previous is not None else EventLog()
-    state = EngineState.built(catalog, encoded, fusion, config, events)
-    engine = Engine(config, state)
-    if previous is not None and previous.trained is not None:
-        engine.trained = previous.trained
-    engine.last_build = encoded
+    engine = built_engine(catalog, encoded, fusion, config, previous)
     engine.save(out)
     index = engine.index
     report = RayReport(
@@ -416,17 +406,6 @@ def _gathered(parts: list[dict[str, np.ndarray]], catalog: Catalog) -> EncodedIt
         hashes=[h for h, good in zip(hashes, ok) if good],
         skipped=[Skipped(i, r) for i, r in zip(ids, reasons) if r],
     )
-
-
-def _previous(out: Path) -> Engine | None:
-    """The model already in `out`, to keep its trained model and events; None when none or damaged."""
-    try:
-        return Engine.load(out)
-    except ModelNotFoundError:
-        return None
-    except (EngineError, OSError) as exc:
-        log.warning("not keeping the model in %s (%s); writing a new one", out, exc)
-        return None
 
 
 def _check_int(name: str, value: Any, low: int) -> None:

@@ -14,7 +14,7 @@ import pandas as pd
 from PIL import Image
 
 from core.checks import check_k
-from core.errors import CatalogError, EngineError, InvalidArgumentError, UnknownItemError
+from core.errors import EngineError, InvalidArgumentError, UnknownItemError
 from encoders.imageio import ImageLike, load_image
 from encoders.item import ItemEncoder
 from index import IdFilter, VectorIndex
@@ -138,9 +138,7 @@ class Engine:
             show_progress=show_progress,
             limits=config.images,
         )
-        if not encoded.ids:
-            reasons = "; ".join(f"{s.item_id}: {s.reason}" for s in encoded.skipped[:3])
-            raise CatalogError(f"no item of {catalog.source!r} could be encoded ({reasons})")
+        encoded.check_any(catalog.source)
         state = EngineState.built(catalog, encoded, encoders.fusion, config,  # aligned per config.alignment
                                   previous.events if previous is not None else EventLog())
         engine = cls(config, state, encoders)

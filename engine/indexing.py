@@ -16,16 +16,18 @@ import numpy as np
 
 from core.errors import CatalogError, EngineError
 from core.persistence import ModelNotFoundError, check_writable
+from encoders.fusion import Fusion
 from encoders.item import ItemEncoder
 
-from .catalog import CatalogColumns
+from .catalog import Catalog, CatalogColumns
 from .checkpoint import Checkpoint, fingerprint
 from .config import EngineConfig
 from .engine import Engine
 from .events import EventLog
-from .results import Skipped
+from .pipeline import EncodedItems
+from .results import Skipped, skipped_lines
 from .state import EngineState
-from .streaming import EncodedFile, StreamingConfig, encode_file, settings
+from .streaming import StreamingConfig, encode_file, settings
 from .tables import check_table_file
 
 log = logging.getLogger(__name__)
@@ -60,9 +62,7 @@ class IndexReport:
               if self.resumed else []),
             f"skipped       : {len(self.skipped):,}",
         ]
-        lines += [f"    {s.item_id}: {s.reason}" for s in self.skipped[:20]]
-        if len(self.skipped) > 20:
-            lines.append(f"    ... and {len(self.skipped) - 20} more")
+        lines += skipped_lines(self.skipped)
         lines += [
             f"time          : {self.seconds:.1f} s ({self.items_per_second:.1f} items/s encoded)",
             f"index         : {self.index_type}",
@@ -97,13 +97,7 @@ def index_catalog(
     config, columns, streaming = config or EngineConfig(), columns or CatalogColumns(), streaming or StreamingConfig()
     check_writable(out)  # before hours of encoding, not after: a folder of the user's is refused untouched
     check_table_file(path, CatalogError, "catalog")
-    previous = None
-    try:
-        previous = Engine.load(out)
-    except ModelNotFoundError:
-        pass
-    except (EngineError, OSError) as exc:  # a damaged model of ours: re-encode everything and replace it
-        log.warning("not reusing the model in %s (%s); encoding everything", out, exc)
+    previous = previous_model(out)
     encoders = ItemEncoder.from_config(config.encoders, config.fusion)
     key = fingerprint(path, settings(config, columns, streaming, allow_outside=False))
     created = not out.exists()
@@ -116,7 +110,7 @@ def index_catalog(
                 _abandon(checkpoint, out if created else None)
             raise
         try:
-            engine = _engine(done, encoders, config, previous)
+            engine = built_engine(done.catalog, done.encoded, encoders.fusion, config, previous, encoders)
         except CatalogError:  # no item could be encoded: a resumed run would end the same way
             _abandon(checkpoint, out if created else None)
             raise
@@ -143,14 +137,26 @@ def _cache(previous: Engine | None, config: EngineConfig) -> dict[str, np.ndarra
     return previous.reusable_vectors(config) if previous is not None else {}
 
 
-def _engine(done: EncodedFile, encoders: ItemEncoder, config: EngineConfig, previous: Engine | None) -> Engine:
-    """The engine of the encoded file, keeping the previous model's events and trained model."""
-    encoded = done.encoded
-    if not encoded.ids:
-        reasons = "; ".join(f"{s.item_id}: {s.reason}" for s in encoded.skipped[:3])
-        raise CatalogError(f"no item of {done.catalog.source!r} could be encoded ({reasons})")
+def previous_model(out: Path) -> Engine | None:
+    """The model already in `out`, whose vectors, events and trained model a new build keeps; None when
+    there is none, or it is damaged (then everything is encoded again and the model replaced)."""
+    try:
+        return Engine.load(out)
+    except ModelNotFoundError:
+        return None
+    except (EngineError, OSError) as exc:  # a damaged model of ours
+        log.warning("not reusing the model in %s (%s); encoding everything", out, exc)
+        return None
+
+
+def built_engine(
+    catalog: Catalog, encoded: EncodedItems, fusion: Fusion, config: EngineConfig, previous: Engine | None,
+    encoders: ItemEncoder | None = None,
+) -> Engine:
+    """The engine of a whole encoded catalog, keeping the previous model's events and trained model."""
+    encoded.check_any(catalog.source)
     events = previous.events if previous is not None else EventLog()
-    engine = Engine(config, EngineState.built(done.catalog, encoded, encoders.fusion, config, events), encoders)
+    engine = Engine(config, EngineState.built(catalog, encoded, fusion, config, events), encoders)
     engine.last_build = encoded
     if previous is not None and previous.trained is not None:
         engine.trained = previous.trained  # keep a trained model; refit to learn new items

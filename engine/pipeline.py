@@ -51,6 +51,12 @@ class EncodedItems:
     reused: int = 0
     seconds: float = 0.0
 
+    def check_any(self, source: str) -> None:
+        """Raise CatalogError, with the first reasons, when no item of `source` could be encoded."""
+        if not self.ids:
+            reasons = "; ".join(f"{s.item_id}: {s.reason}" for s in self.skipped[:3])
+            raise CatalogError(f"no item of {source!r} could be encoded ({reasons})")
+
 
 class _ImageFiles(Dataset):
     """Decodes and preprocesses images; a failure becomes a reason, not an exception."""

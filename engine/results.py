@@ -48,6 +48,19 @@ class Skipped:
     reason: str
 
 
+def skipped_lines(skipped: tuple[Skipped, ...], shown: int = 20) -> list[str]:
+    """The indented "id: reason" lines of a report, the first `shown` of them and a count of the rest.
+
+    Example:
+        >>> skipped_lines((Skipped("a", "unreadable"),))
+        ['    a: unreadable']
+    """
+    lines = [f"    {s.item_id}: {s.reason}" for s in skipped[:shown]]
+    if len(skipped) > shown:
+        lines.append(f"    ... and {len(skipped) - shown} more")
+    return lines
+
+
 @dataclass(frozen=True)
 class Upserted:
     """What `Engine.upsert` did, ids in the order the items were given.
