@@ -31,6 +31,7 @@ Usage:
     .venv/bin/python benchmarks/bench_training.py                   # every epoch model, both logs, 2 epochs
     .venv/bin/python benchmarks/bench_training.py --quick           # small log, 1 epoch
     .venv/bin/python benchmarks/bench_training.py --models neumf,bprmf --epochs 3 --threads 2 --logs synth-9k
+    .venv/bin/python benchmarks/bench_training.py --models multvae --before HEAD --set batch_size=2048  # same settings
 """
 
 from __future__ import annotations
@@ -143,8 +144,9 @@ def worker(tree: str, threads: int) -> int:
             cache[path] = (full, train, val, z["features"])
         return cache[path]
 
-    def fit(name: str, epochs: int, data: Any, validation: Any, features: np.ndarray) -> tuple[Any, float]:
-        model = create_model(name, epochs=epochs, patience=epochs + 1, show_progress=False)
+    def fit(name: str, epochs: int, data: Any, validation: Any, features: np.ndarray,
+            settings: dict[str, Any] | None = None) -> tuple[Any, float]:
+        model = create_model(name, **(settings or {}), epochs=epochs, patience=epochs + 1, show_progress=False)
         start = time.perf_counter()
         model.fit(data, validation, features if model.uses_item_features else None)
         return model, time.perf_counter() - start
@@ -159,9 +161,10 @@ def worker(tree: str, threads: int) -> int:
                 model, _ = fit(cmd["model"], 1, train, None, features)
                 answer["epochs"] = model.training.epochs_trained
             else:
-                model, _ = fit(cmd["model"], epochs, full, None, features)
+                settings = cmd.get("settings")
+                model, _ = fit(cmd["model"], epochs, full, None, features, settings)
                 answer["train"] = model.training.seconds_per_epoch
-                model, seconds = fit(cmd["model"], epochs, train, val, features)
+                model, seconds = fit(cmd["model"], epochs, train, val, features, settings)
                 answer["with_val"] = seconds / max(model.training.epochs_trained, 1)
         except Exception as exc:  # noqa: BLE001 - a row reports any failure and the table goes on
             answer["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:80] if str(exc) else ''}"
@@ -235,6 +238,25 @@ def epoch_models(worker: Worker, log: Path, names: list[str]) -> list[str]:
     return [n for n in names if worker.ask({"model": n, "log": str(log), "epochs": 1, "warm": True}, 300).get("epochs")]
 
 
+def parse_settings(parser: argparse.ArgumentParser, pairs: list[str]) -> dict[str, Any]:
+    """`--set FIELD=VALUE` pairs as config values (VALUE read as JSON when it parses, else a string).
+
+    Example:
+        >>> parse_settings(argparse.ArgumentParser(), ["batch_size=2048", "lr=0.003"])
+        {'batch_size': 2048, 'lr': 0.003}
+    """
+    settings: dict[str, Any] = {}
+    for pair in pairs:
+        field, sep, value = pair.partition("=")
+        if not sep or not field:
+            parser.error(f"--set takes FIELD=VALUE, got {pair!r}")
+        try:
+            settings[field] = json.loads(value)
+        except ValueError:
+            settings[field] = value
+    return settings
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="one small synthetic log, 1 epoch")
@@ -244,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's default)")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per model and tree before giving up")
     parser.add_argument("--before", default=BEFORE_COMMIT, help="commit measured as 'before'")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="a config value for every measured fit, both trees (e.g. batch_size=2048); repeatable")
     parser.add_argument("--worker", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.threads <= 0:
@@ -253,11 +277,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         return worker(args.worker, args.threads)
     epochs = args.epochs or (1 if args.quick else 2)
+    settings = parse_settings(parser, args.set)
     sys.path.insert(0, str(ROOT))
     from recommenders import list_models
 
     names = [m for m in args.models.split(",") if m] or list_models()
-    print(f"torch threads: {args.threads}; epochs per fit: {epochs}; before = {args.before}", flush=True)
+    print(f"torch threads: {args.threads}; epochs per fit: {epochs}; before = {args.before}"
+          + (f"; settings {settings}" if settings else ""), flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-training-") as tmp:
         before_tree = Path(tmp) / "before"
         before_tree.mkdir()
@@ -295,7 +321,8 @@ def main(argv: list[str] | None = None) -> int:
                         print(f"  [{len(rows) + 1}/{total}] {model} on {log_name}: {tree} ...", file=sys.stderr,
                               flush=True)
                         worker_.ask({"model": model, "log": str(toy), "epochs": 1, "warm": True}, args.timeout)
-                        answer = worker_.ask({"model": model, "log": str(path), "epochs": epochs}, args.timeout)
+                        command = {"model": model, "log": str(path), "epochs": epochs, "settings": settings}
+                        answer = worker_.ask(command, args.timeout)
                         setattr(row, tree, answer.get("train"))
                         setattr(row, f"{tree}_val", answer.get("with_val"))
                         if "error" in answer:

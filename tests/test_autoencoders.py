@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from core.errors import InvalidArgumentError
-from recommenders.autoencoders import MultDAE, MultVAE, MultVAEConfig, MultVAENetwork, multinomial_nll, sparse_rows
+from recommenders.autoencoder_step import StepBuffers, vae_step
+from recommenders.autoencoders import MultDAE, MultVAE, MultVAEConfig, MultVAENetwork, sparse_rows
 from recommenders.data import InteractionData
 
 TINY = {"epochs": 15, "hidden_dim": 16, "latent_dim": 4, "batch_size": 8, "show_progress": False}
@@ -100,20 +101,6 @@ def test_sparse_forward_equals_the_dense_forward(variational: bool) -> None:
             torch.testing.assert_close(a, b)
 
 
-def test_multinomial_loss_equals_log_softmax_and_its_gradient() -> None:
-    torch.manual_seed(0)
-    rows = two_groups().csr()[[0, 3, 15]]
-    rows[1, 0] = 3.0
-    x = sparse_rows(rows)
-    logits = torch.randn(3, 12, requires_grad=True)
-    reference = -(torch.log_softmax(logits, dim=1) * x.to_dense()).sum()
-    (expected,) = torch.autograd.grad(reference * 0.5, logits)
-    fused = multinomial_nll(logits * 1.0, x)  # a fresh tensor: the function consumes its input
-    (got,) = torch.autograd.grad(fused * 0.5, logits)
-    torch.testing.assert_close(fused.detach(), reference.detach())
-    torch.testing.assert_close(got, expected)
-
-
 def test_encoder_weights_are_item_major_and_old_layouts_load() -> None:
     """The first layer's weight is a (hidden, n_items) view of (n_items, hidden) memory; a saved
     (hidden, n_items) contiguous tensor (the layout before) loads into it and gives the same scores."""
@@ -137,3 +124,31 @@ def test_full_batch_vae_still_learns_the_groups() -> None:
     own = np.array([scores[u, (0 if u < 10 else 6) + u % 6] for u in range(20)])  # each user's missing item
     other = np.array([scores[u, (6 if u < 10 else 0) : (12 if u < 10 else 6)].max() for u in range(20)])
     assert (own > other).mean() >= 0.9
+
+
+@pytest.mark.parametrize("variational", [True, False])
+def test_written_out_step_equals_autograd(variational: bool) -> None:
+    """`vae_step`'s loss and every parameter's gradient equal autograd's of the network's own forward pass."""
+    torch.manual_seed(0)
+    net = MultVAENetwork(n_items=12, hidden_dim=8, latent_dim=4, dropout=0.5, variational=variational).train()
+    rows = two_groups().csr()[[0, 3, 15, 19]]
+    rows[1, 0] = 3.0  # a weight other than 1
+    x = sparse_rows(rows)
+    beta = 0.3
+    torch.manual_seed(1)
+    logits, mu, logvar = net.forward_sparse(x)
+    loss = -(torch.log_softmax(logits, dim=1) * x.to_dense()).sum() / x.shape[0]
+    if logvar is not None:
+        loss = loss + beta * (0.5 * (-logvar + logvar.exp() + mu.pow(2) - 1.0)).sum(dim=1).mean()
+    net.zero_grad()
+    loss.backward()
+    expected = {name: p.grad.clone() for name, p in net.named_parameters()}
+    net.zero_grad(set_to_none=True)
+    buffers = StepBuffers()
+    for _ in range(2):  # the second step reuses the buffers: nothing may accumulate
+        torch.manual_seed(1)  # the same dropout mask and noise
+        got = vae_step(net, rows.astype(np.float32), beta, buffers)
+    assert got == pytest.approx(float(loss.detach()), rel=1e-5)
+    for name, p in net.named_parameters():
+        torch.testing.assert_close(p.grad, expected[name], rtol=1e-5, atol=1e-6, msg=name)
+        assert p.grad.stride() == p.stride(), name  # laid out like the parameter (fused Adam reads both alike)

@@ -36,3 +36,16 @@ def test_quick_run_prints_a_row_per_model_and_the_table(capsys: pytest.CaptureFi
         assert float(after) > 0 and float(before) > 0
         assert float(ratio) == pytest.approx(float(before) / float(after), abs=0.051 + 0.05 * float(ratio))
         assert float(recbole_ratio) == pytest.approx(float(recbole) / float(after), rel=0.05, abs=0.051)
+
+
+def test_set_gives_every_measured_fit_the_same_settings(capsys: pytest.CaptureFixture[str]) -> None:
+    code = bench_training.main(["--quick", "--models", "multvae", "--threads", "1", "--set", "batch_size=2048"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "settings {'batch_size': 2048}" in out
+    assert len(re.findall(r"^multvae +synth-1k +[\d.]+ +[\d.]+ ", out, re.M)) == 2
+
+
+def test_set_without_a_value_is_named() -> None:
+    with pytest.raises(SystemExit):
+        bench_training.main(["--quick", "--set", "batch_size"])
