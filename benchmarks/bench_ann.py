@@ -14,8 +14,12 @@ Data sets (`--data`):
 
 Bytes per item: "index" is the structure alone as its library serialises it (FAISS
 `serialize_index`, hnswlib `save_index`, usearch `save`); "in RAM" adds what the search
-also reads from RAM: for `index/` structures the float32 vectors kept for the exact re-rank
-(and for `vectors()`), dim * 4 bytes. Ids (every library needs a map) are not counted.
+also reads from RAM: for `index/` structures as built, the float32 vectors kept for the exact
+re-rank (and for `vectors()`), dim * 4 bytes. The row "auto, loaded (mapped)" is auto's index
+saved and loaded back (`load_index`): its vectors.npy is memory-mapped, so its "in RAM" is the
+structure alone, and each query reads its re-ranked rows (at most k * rerank_factor, capped by
+efSearch: 100 rows, 51 KB at dim 128) from the mapped file: the page cache while the file is
+cached, the disk otherwise. Ids (every library needs a map) are not counted.
 
 Usage:
     .venv/bin/python benchmarks/bench_ann.py                      # 1M, both data sets, dim 128
@@ -40,7 +44,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.bench_index import clustered_embeddings  # noqa: E402
-from index import FaissIndex, IndexConfig  # noqa: E402
+from index import FaissIndex, IndexConfig, load_index  # noqa: E402
 from index.structures import structure_for  # noqa: E402
 
 K = 10
@@ -48,6 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EF = (10, 16, 24, 32, 48, 64, 96, 128, 192, 256)
 NPROBE = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128)
 HNSW_M, EF_CONSTRUCTION = 32, 80  # one graph setting for every HNSW library, FAISS's defaults here
+MAPPED = "auto, loaded (mapped)"  # auto's index saved and loaded: float32 vectors memory-mapped
 LIBRARIES = ("flat", "auto", "hnsw-sq8", "hnsw-flat", "ivf-sq8", "ivf-pq", "hnswlib", "usearch-f32", "usearch-i8")
 
 
@@ -145,8 +150,11 @@ def recall(found: np.ndarray, truth: np.ndarray) -> float:
 
 
 def ours(name: str, config: IndexConfig, vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray,
-         settings: tuple[int, ...], emit: Callable[[Point], None], sweep_name: str = "") -> None:
+         settings: tuple[int, ...], emit: Callable[[Point], None], sweep_name: str = "", mapped: str = "") -> None:
     """Build a FaissIndex; measure it as built (exact, auto) or sweep its search setting.
+
+    With `mapped`, also under that name: the same index saved and loaded back, so that its
+    float32 vectors are memory-mapped from vectors.npy (its "in RAM" is the structure alone).
 
     With `sweep_name` both: its own point under `name`, then the sweep of the same structure
     under `sweep_name` (auto at a size where it picks HNSW-SQ8 is that structure, tuned: one
@@ -160,14 +168,46 @@ def ours(name: str, config: IndexConfig, vectors: np.ndarray, queries: np.ndarra
     structure = _structure_bytes(index)
     log(f"  built {name} in {build:.1f} s: {index.describe()}")
     ram = structure + vectors.shape[1] * 4 * len(vectors)  # + the float32 vectors (Flat: a second copy)
-    variants = [(name, index.tuning.value if index.tuning else 0, index)] if not settings or sweep_name else []
-    variants += [(sweep_name or name, value, index.with_search_setting(value)) for value in settings]
-    for label, value, variant in variants:
-        found, qps = timed_queries(lambda q, v=variant: v.search(q, K)[1][0], queries)
-        found = found.astype(np.int64)  # the ids are the row numbers as strings
-        emit(Point(label, value, recall(found, truth), qps, build, structure / len(vectors), ram / len(vectors)))
-    del index, variants
-    gc.collect()
+    setting = index.tuning.value if index.tuning else 0
+    variants = [(name, setting, index, ram)] if not settings or sweep_name else []
+    variants += [(sweep_name or name, value, index.with_search_setting(value), ram) for value in settings]
+    with tempfile.TemporaryDirectory(dir=ROOT / ".cache") as tmp:
+        if mapped:  # saved and loaded back: vectors.npy is memory-mapped, only the structure is read in
+            log(f"  saving and loading {name} ...")
+            index.save(Path(tmp) / "index")
+            variants.insert(1, (mapped, setting, load_index(Path(tmp) / "index"), structure))
+        for label, value, variant, in_ram in variants:
+            found, qps = timed_queries(lambda q, v=variant: v.search(q, K)[1][0], queries)
+            found = found.astype(np.int64)  # the ids are the row numbers as strings
+            emit(Point(label, value, recall(found, truth), qps, build, structure / len(vectors), in_ram / len(vectors)))
+        if settings and index.structure == "hnsw" and config.storage == "sq8":
+            bare_points(sweep_name or name, index, vectors, queries, truth, settings, build, ram, emit)
+        del index, variants
+        gc.collect()
+
+
+def bare_points(name: str, index: FaissIndex, vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray,
+                settings: tuple[int, ...], build: float, ram: float, emit: Callable[[Point], None]) -> None:
+    """The same graph searched bare, as `FaissIndex.search` searches it at each setting (efSearch
+    e, min(10 k, e) candidates re-ranked with NumPy), without ids, checks or filters: the gap
+    to the `FaissIndex` rows is what `index/` adds per call."""
+    built = getattr(index, "_faiss")  # benchmark-only peek, as in _structure_bytes
+    previous = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        for ef in settings:
+            params, n_candidates = faiss.SearchParametersHNSW(efSearch=ef), min(10 * K, max(ef, K))
+
+            def search(q: np.ndarray) -> np.ndarray:
+                cand = built.search(q[None], n_candidates, params=params)[1][0]
+                cand = cand[cand >= 0]
+                return cand[np.argsort(-(vectors[cand] @ q), kind="stable")[:K]]
+
+            found, qps = timed_queries(search, queries)
+            emit(Point(f"{name} (bare FAISS)", ef, recall(found.astype(np.int64), truth), qps, build,
+                       _structure_bytes(index) / len(vectors), ram / len(vectors)))
+    finally:
+        faiss.omp_set_num_threads(previous)
 
 
 def _structure_bytes(index: FaissIndex) -> float:
@@ -244,8 +284,10 @@ def run(data: str, n: int, dim: int, n_queries: int, quick: bool, threads: int, 
     steps: dict[str, Callable[[], None]] = {
         "flat": lambda: ours("faiss Flat (exact)", IndexConfig(kind="flat"), vectors, flat_queries,
                              truth[: len(flat_queries)], (), emit),
-        "auto": lambda: ours("auto (0.95)", auto, vectors, queries, truth, ef, emit, sweep_name="HNSW-SQ8")
-        if structure_for(n, auto) == "hnsw" else ours("auto (0.95)", auto, vectors, queries, truth, (), emit),
+        "auto": lambda: ours("auto (0.95)", auto, vectors, queries, truth, ef, emit, sweep_name="HNSW-SQ8",
+                             mapped=MAPPED)
+        if structure_for(n, auto) == "hnsw" else ours("auto (0.95)", auto, vectors, queries, truth, (), emit,
+                                                      mapped=MAPPED),
         "hnsw-sq8": lambda: None if structure_for(n, auto) == "hnsw" else ours(
             "HNSW-SQ8", IndexConfig(kind="hnsw", storage="sq8", **common), vectors, queries, truth, ef, emit),
         "hnsw-flat": lambda: ours("HNSW-Flat", IndexConfig(kind="hnsw", storage="flat", **common), vectors, queries,

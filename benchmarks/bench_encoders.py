@@ -40,7 +40,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from encoders.config import EncoderConfig  # noqa: E402
+from encoders.config import EncoderConfig, ImageFeatureConfig  # noqa: E402
 from encoders.fusion import Fusion, FusionConfig  # noqa: E402
 from encoders.image import EfficientNetLite0Encoder  # noqa: E402
 from encoders.imageio import load_image  # noqa: E402
@@ -53,6 +53,7 @@ from evaluation.retrieval import ModalityVectors, fusion_sweep, precision_at_k  
 
 REPO = Path(__file__).resolve().parents[1]
 RUNTIMES = ("torch", "onnx", "openvino", "auto")
+RANDOM_SIZE = 64  # image input side of the random-weight models: they only test the benchmark's mechanics
 
 
 @dataclass
@@ -76,14 +77,16 @@ def progress(line: str) -> None:
     print(f"... {line}", file=sys.stderr, flush=True)
 
 
-def item_encoder(runtime: str, image: bool, text: bool, threads: int | None = None, pretrained: bool = True) -> ItemEncoder:
+def item_encoder(runtime: str, image: bool, text: bool, threads: int | None = None, pretrained: bool = True,
+                 num_workers: int | None = None) -> ItemEncoder:
     """The default encoders on `runtime`, with only the modalities asked for (random weights: for the test)."""
     config = EncoderConfig(image="efficientnet-lite0" if image else None, text="minilm-l6" if text else None,
-                           device="cpu", runtime=runtime, threads=threads)
+                           device="cpu", runtime=runtime, threads=threads, num_workers=num_workers)
     if pretrained:
         return ItemEncoder.from_config(config, FusionConfig())
     image_threads, workers = split_budget(threads, config.num_workers)
-    img = EfficientNetLite0Encoder(pretrained=False, device="cpu", runtime=runtime, threads=image_threads) if image else None
+    img = EfficientNetLite0Encoder(pretrained=False, device="cpu", runtime=runtime, threads=image_threads,
+                                   features=ImageFeatureConfig(image_size=RANDOM_SIZE)) if image else None
     if img is not None:
         img.decode_workers = workers
     txt = MiniLMEncoder(pretrained=False, device="cpu", runtime=runtime, threads=threads) if text else None
@@ -135,8 +138,10 @@ def retrieval(labels: np.ndarray, image: np.ndarray, text: np.ndarray) -> dict[s
 def busy(n: int) -> list[int]:
     """Start n CPU-bound processes (each spins one core), paused until `resume`; returns their pids.
 
-    They are not this process's children (a shell starts them and exits): a child that stops or
-    ends sends SIGCHLD, which the DataLoader's handler in this process crashed on (exit 139).
+    They are not this process's children (a shell starts them and exits), so stopping them sends
+    this process no SIGCHLD. With a Python-level SIGCHLD handler installed (torch's DataLoader
+    installed one before `encoders.runtime.keep_sigchld_default`), a child's SIGCHLD crashed a
+    process with OpenVINO loaded (exit 139; tests/test_encoder_sigchld.py).
     """
     spin = f"{sys.executable} -c 'while True: pass'"
     script = f"for i in $(seq {n}); do {spin} </dev/null >/dev/null 2>&1 & echo $!; done"
@@ -172,9 +177,10 @@ def oversubscription(catalog: Catalog, workers: list[int], runtimes: list[str],
     config = EncoderConfig()
     rows = []
     for runtime in runtimes:
-        # "old": what ran before the budget, forward threads = all cores beside the decode worker.
-        for label, threads in (("old", cores + config.num_workers), ("budget", None)):
-            enc = item_encoder(runtime, True, False, threads, pretrained)
+        # "old": what ran before the budget, forward threads = all cores beside one decode worker;
+        # "budget": the defaults, the pool sized from the cores and the model on the rest.
+        for label, threads, pool in (("old", cores + 1, 1), ("budget", None, None)):
+            enc = item_encoder(runtime, True, False, threads, pretrained, pool)
             pipeline(Catalog(catalog.frame.head(8), base_dir=catalog.base_dir), enc, config)  # warm-up
             for load in (0, n_busy):
                 progress(f"pipeline {runtime} {label} threads, {load} busy process(es)")
@@ -186,7 +192,8 @@ def oversubscription(catalog: Catalog, workers: list[int], runtimes: list[str],
                 finally:
                     pause(workers)
                 rows.append((runtime, label, load, rate))
-                say(f"{'images':<8} {runtime:<9} {label:<7} {enc.image.threads:>7} {load:>5} {rate:>9.1f}")
+                say(f"{'images':<8} {runtime:<9} {label:<7} {enc.image.threads:>7} {enc.image.decode_workers:>7} "
+                    f"{load:>5} {rate:>9.1f}")
     return rows
 
 
@@ -196,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="12 items, for the test")
     p.add_argument("--items", type=int, default=0, help="items of the sample catalog to use (0: all)")
     p.add_argument("--runtimes", default=",".join(RUNTIMES), help="comma-separated; torch is always measured")
-    p.add_argument("--random-weights", action="store_true", help="random-weight models (timings only; for the test)")
+    p.add_argument("--random-weights", action="store_true", help=f"random-weight models, images at {RANDOM_SIZE} px (for the test)")
     p.add_argument("--busy", type=int, default=0, help="competing CPU-bound processes for the oversubscription table")
     p.add_argument("--busy-items", type=int, default=96, help="items of the oversubscription runs")
     p.add_argument("--busy-only", action="store_true", help="only the oversubscription table (run in a fresh process)")
@@ -278,7 +285,7 @@ def busy_table(images: Catalog, args: argparse.Namespace, runtimes: list[str]) -
     """The oversubscription rows, then their busy/idle ratios."""
     say("")
     say(f"oversubscription: image pipeline on {min(args.busy_items, len(images))} items with {args.busy} competing process(es)")
-    say(f"{'catalog':<8} {'runtime':<9} {'threads':<7} {'forward':>7} {'busy':>5} {'items/s':>9}")
+    say(f"{'catalog':<8} {'runtime':<9} {'threads':<7} {'forward':>7} {'decode':>7} {'busy':>5} {'items/s':>9}")
     few = Catalog(images.frame.head(args.busy_items), base_dir=images.base_dir)
     workers = busy(args.busy)
     try:

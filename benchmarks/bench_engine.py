@@ -14,7 +14,11 @@ quality one), 200 candidates per request, for a known user.
 vectors fit beside everything else on a 24 GiB machine), the default index config (auto:
 structure by size, tuned to recall@10 0.95); p50/p95 of similar() (recall@10 against the
 exact answer) and of recommend(history=10 items) (an anonymous visitor: the content path,
-no model to fit at this size), plus the time to build the engine.
+no model to fit at this size), plus the time to build the engine (catalog, then index) and
+the first (cold) call of each. Each row also gives the process's CPU time per request (what an
+idle core would take), and the baseline in the same run: recommend()'s candidate search on one
+FAISS thread, as the engine runs it, against FAISS's default threads, then at narrower HNSW
+beams with its recall of the exact neighbours (not a default: the speed a beam would buy).
 
 Usage:
     .venv/bin/python benchmarks/bench_engine.py            # 10k and 100k
@@ -25,6 +29,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from dataclasses import replace
@@ -38,27 +43,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.bench_index import clustered_embeddings  # noqa: E402
 from engine import Catalog, Engine, EngineConfig, Interactions  # noqa: E402
 from engine.state import EngineState  # noqa: E402
-from index import IndexConfig, create_index  # noqa: E402
+from index import IdFilter, IndexConfig, VectorIndex, create_index  # noqa: E402
 
 
-def synthetic_engine(vectors: np.ndarray, config: EngineConfig) -> Engine:
-    """An engine over given vectors (no encoders needed for similar/recommend)."""
-    n = len(vectors)
-    ids = [f"item-{i}" for i in range(n)]
-    frame = pd.DataFrame({"id": ids, "title": [f"Item {i}" for i in range(n)],
-                          "category": [f"cat-{i % 20}" for i in range(n)], "price": np.round(np.linspace(1, 100, n), 2)})
+def synthetic_engine(vectors: np.ndarray, config: EngineConfig, catalog: Catalog | None = None) -> Engine:
+    """An engine over given vectors (no encoders needed for similar/recommend); item i is "item-i"."""
+    catalog = catalog if catalog is not None else synthetic_catalog(len(vectors))
     index = create_index(vectors.shape[1], config.index)
-    index.add(ids, vectors)
-    return Engine(config, EngineState(Catalog(frame, source="synthetic"), index))
+    index.add([f"item-{i}" for i in range(len(vectors))], vectors)
+    return Engine(config, EngineState(catalog, index))
 
 
-def timed(calls: list, fn) -> tuple[list, np.ndarray]:
-    out, seconds = [], np.empty(len(calls))
+def timed(calls: list, fn, cpu: bool = False):  # type: ignore[no-untyped-def]
+    """Results and wall seconds per call; with `cpu`, (wall, process CPU) seconds per call."""
+    out, seconds, cpu_s = [], np.empty(len(calls)), np.empty(len(calls))
     for i, arg in enumerate(calls):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         out.append(fn(arg))
-        seconds[i] = time.perf_counter() - start
-    return out, seconds
+        seconds[i], cpu_s[i] = time.perf_counter() - start, time.process_time() - start_cpu
+    return out, ((seconds, cpu_s) if cpu else seconds)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,31 +94,110 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def bench_large(n: int, dim: int, n_q: int) -> int:
-    """similar() and recommend(history=...) latency on one synthetic catalog of `n` items."""
+    """similar() and recommend(history=...) latency on one synthetic catalog of `n` items.
+
+    Prints, as each is measured: the build split into catalog and index, the first call of
+    each request (it builds the catalog's field lists), the latency rows, and the baseline:
+    the candidate search of recommend() (10 history items x 20 neighbours, over-fetch 3) on
+    one FAISS thread, as the engine runs it, against FAISS's default thread count.
+    """
     import faiss
 
     print(f"generating {n:,} clustered vectors of dim {dim} ...", flush=True)
     vectors = clustered_embeddings(n, dim)
+    print(f"building the catalog of {n:,} items ...", flush=True)
     start = time.perf_counter()
-    engine = synthetic_engine(vectors, EngineConfig())
-    build = time.perf_counter() - start
+    catalog = synthetic_catalog(n)
+    catalog_s = time.perf_counter() - start
+    print(f"catalog built in {catalog_s:.1f} s; building the index (default config) ...", flush=True)
+    start = time.perf_counter()
+    engine = synthetic_engine(vectors, EngineConfig(), catalog)
+    index_s = time.perf_counter() - start
     describe = getattr(engine.index, "describe", lambda: type(engine.index).__name__)()
-    print(f"engine over {n:,} items built in {build:.0f} s (catalog + index): {describe}", flush=True)
+    print(f"engine over {n:,} items built in {catalog_s + index_s:.0f} s (catalog {catalog_s:.1f} s + index "
+          f"{index_s:.1f} s): {describe}", flush=True)
     rng = np.random.default_rng(0)
     rows = rng.choice(n, n_q, replace=False)
     queries = [f"item-{i}" for i in rows]
-    found, t_similar = timed(queries, lambda q: [m.item_id for m in engine.similar(q, k=10)])
+    histories = [[f"item-{i}" for i in rng.choice(n, 10, replace=False)] for _ in range(n_q)]
+    _, first_similar = timed(queries[:1], lambda q: engine.similar(q, k=10))
+    _, first_recommend = timed(histories[:1], lambda h: engine.recommend(history=h, k=10))
+    print(f"first calls (cold): similar() {first_similar[0]*1e3:.1f} ms, recommend() {first_recommend[0]*1e3:.1f} ms",
+          flush=True)
+    print(f"{'request':<44} {'items':>10} {'p50 ms':>8} {'p95 ms':>8} {'p50 CPU ms':>10} {'recall':>7}", flush=True)
+    found, t_similar = timed(queries, lambda q: [m.item_id for m in engine.similar(q, k=10)], cpu=True)
     _, exact = faiss.knn(vectors[rows], vectors, 11, metric=faiss.METRIC_INNER_PRODUCT)
     truth = [[f"item-{j}" for j in row if j != own][:10] for row, own in zip(exact.tolist(), rows.tolist())]
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, truth)])
-    histories = [[f"item-{i}" for i in rng.choice(n, 10, replace=False)] for _ in range(n_q)]
-    _, t_recommend = timed(histories, lambda h: engine.recommend(history=h, k=10))
-    print(f"{'request':<28} {'items':>10} {'p50 ms':>8} {'p95 ms':>8} {'recall@10':>10}")
-    for label, seconds, rec in (("similar()", t_similar, f"{recall:.3f}"),
-                                ("recommend(history=10 items)", t_recommend, "")):
-        p50, p95 = np.percentile(seconds, [50, 95]) * 1e3
-        print(f"{label:<28} {n:>10,} {p50:>8.2f} {p95:>8.2f} {rec:>10}", flush=True)
+    large_row("similar()", n, t_similar, f"{recall:.3f}")
+    _, t_recommend = timed(histories, lambda h: engine.recommend(history=h, k=10), cpu=True)
+    large_row("recommend(history=10 items)", n, t_recommend)
+    searches = {}
+    for label, threads in (("candidate search, 1 FAISS thread (engine)", 1),
+                           (f"candidate search, {faiss.omp_get_max_threads()} FAISS threads", 0)):
+        searches[threads] = candidate_search_times(engine, histories, threads)[1]
+        large_row(label, n, searches[threads])
+    ratio = np.median(searches[1][0]) / np.median(searches[0][0])
+    print(f"(one thread / default threads, p50: {ratio:.2f}; load average {os.getloadavg()[0]:.1f})", flush=True)
+    candidate_beams(engine, vectors, histories[:100])
     return 0
+
+
+def candidate_beams(engine: Engine, vectors: np.ndarray, histories: list[list[str]]) -> None:
+    """Not a default: the candidate search at narrower HNSW beams, with its recall of the exact 20 neighbours."""
+    import faiss
+
+    index, config = engine.index, engine.config.recommend
+    if getattr(index, "structure", "") != "hnsw":
+        return
+    per_item = max(10, config.n_candidates // 10)
+    rows = [np.array([int(i.split("-")[1]) for i in h]) for h in histories]
+    _, exact = faiss.knn(vectors[np.concatenate(rows)], vectors, per_item + 10, metric=faiss.METRIC_INNER_PRODUCT)
+    truth = []  # per history, per item: its exact `per_item` neighbours outside the history
+    for i, r in enumerate(rows):
+        seen = set(r.tolist())
+        truth.append([[j for j in row if j not in seen][:per_item] for row in exact[i * 10:(i + 1) * 10].tolist()])
+    tuned = index.tuning.value if index.tuning is not None else index.config.ef_search
+    for beam in sorted({tuned, 64, 32}, reverse=True):
+        fork = index.with_search_setting(beam)
+        found, seconds = candidate_search_times(engine, histories, 1, fork)
+        hits = [len({int(i.split("-")[1]) for i in got} & set(want)) / per_item
+                for f, t in zip(found, truth) for got, want in zip(f, t)]
+        large_row(f"candidate search, efSearch {beam}" + (" (tuned)" if beam == tuned else ""), len(index), seconds,
+                  f"{np.mean(hits):.3f}")
+
+
+def synthetic_catalog(n: int) -> Catalog:
+    """A catalog of `n` items: id, title, one of 20 categories, a price."""
+    ids = [f"item-{i}" for i in range(n)]
+    frame = pd.DataFrame({"id": ids, "title": [f"Item {i}" for i in range(n)],
+                          "category": [f"cat-{i % 20}" for i in range(n)], "price": np.round(np.linspace(1, 100, n), 2)})
+    return Catalog(frame, source="synthetic")
+
+
+def large_row(label: str, n: int, seconds: tuple[np.ndarray, np.ndarray], recall: str = "") -> None:
+    """One row: wall p50/p95 and the p50 of CPU time spent by the process (what an idle machine would take)."""
+    p50, p95 = np.percentile(seconds[0], [50, 95]) * 1e3
+    print(f"{label:<44} {n:>10,} {p50:>8.2f} {p95:>8.2f} {np.median(seconds[1])*1e3:>10.2f} {recall:>7}", flush=True)
+
+
+def candidate_search_times(engine: Engine, histories: list[list[str]], threads: int,
+                           index: VectorIndex | None = None) -> tuple[list, tuple[np.ndarray, np.ndarray]]:
+    """recommend()'s index search per history (ids found; wall and CPU seconds), on `threads` FAISS threads
+    (0: FAISS's default), with the engine's index or `index`."""
+    import faiss
+
+    index, config = index or engine.index, engine.config.recommend
+    per_item = max(10, config.n_candidates // 10)
+    previous = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(threads or previous)
+    try:
+        found, seconds = timed(histories, lambda h: index.search(
+            index.vectors(h), per_item, IdFilter(exclude=frozenset(h)), rerank_factor=config.candidate_rerank_factor)[1],
+            cpu=True)
+    finally:
+        faiss.omp_set_num_threads(previous)
+    return [f.tolist() for f in found], seconds
 
 
 def bench_recommend(engine: Engine, vectors: np.ndarray, rng: np.random.Generator, n_q: int) -> None:

@@ -14,6 +14,10 @@ Usage:
     .venv/bin/python benchmarks/bench_ray.py                     # the sample catalog (489 items, images + text)
     .venv/bin/python benchmarks/bench_ray.py --items 120 --text-only
     .venv/bin/python benchmarks/bench_ray.py --quick             # 16 text-only items: a smoke test
+    .venv/bin/python benchmarks/bench_ray.py --text-only --index ivf   # the merged shards are the folder's index
+
+With `--index ivf` (or "auto" past its IVF threshold) both builds index into an IVF, and the
+Ray build's merged shards become the folder's index instead of being built again on the driver.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from engine.config import EngineConfig  # noqa: E402
 from engine.display import quiet_model_loading  # noqa: E402
 from engine.distributed import ClusterConfig, build_on_ray, import_ray  # noqa: E402
 from engine.indexing import index_catalog  # noqa: E402
+from index.config import KINDS, IndexConfig  # noqa: E402
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_catalog" / "items.csv"
 HEADER = f"{'build':<22} {'items':>6} {'total s':>8} {'items/s':>8} {'encode s':>9} {'ratio':>6}"
@@ -70,15 +75,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--text-only", action="store_true", help="drop the images: MiniLM only")
     parser.add_argument("--actors", default="1,2", help="actor counts to measure, comma-separated (default: 1,2)")
     parser.add_argument("--cpus", type=int, default=2, help="CPUs of the local Ray cluster (default: 2)")
+    parser.add_argument("--index", default="auto", choices=KINDS, help="index kind of both builds (default: auto)")
     parser.add_argument("--quick", action="store_true", help="16 text-only items: checks that it runs")
     args = parser.parse_args(argv)
     items, text_only = (16, True) if args.quick else (args.items, args.text_only)
     actors = [int(a) for a in args.actors.split(",")]
-    config = EngineConfig(encoders=EncoderConfig(image=None if text_only else "efficientnet-lite0"))
+    config = EngineConfig(encoders=EncoderConfig(image=None if text_only else "efficientnet-lite0"),
+                          index=IndexConfig(kind=args.index))
     quiet_model_loading()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"Ray build vs one machine; load average {load:.2f}; cores {os.cpu_count()}; local Ray CPUs {args.cpus}",
-          flush=True)
+    print(f"Ray build vs one machine; load average {load:.2f}; cores {os.cpu_count()}; local Ray CPUs {args.cpus}; "
+          f"index {args.index}", flush=True)
     ray = import_ray()
     started = not ray.is_initialized()
     with tempfile.TemporaryDirectory() as tmp:
@@ -111,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
                 total = time.perf_counter() - t0
                 rows.append(row(f"ray, {count} actor(s)", n, total, build.report.encode_seconds, baseline))
                 print(rows[-1], flush=True)
+                print(f"  IVF shards: {build.report.ivf}; index: {build.report.index_type}", flush=True)
         finally:
             if started:
                 ray.shutdown()

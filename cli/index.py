@@ -18,7 +18,7 @@ SHOWN_DEFAULTS = {
     "image_encoder": "efficientnet-lite0",
     "text_encoder": "minilm-l6",
     "batch_size": 4,
-    "num_workers": 1,
+    "num_workers": None,
     "device": "auto",
     "runtime": "auto",
     "image_weight": 0.25,
@@ -62,7 +62,7 @@ def register(subparsers: Any) -> None:
     enc.add_argument("--text-encoder", metavar="NAME", help=f"text encoder, or 'none' (default: {d['text_encoder']})")
     enc.add_argument("--image-weights", metavar="FILE", help="weights file for a torchvision backbone")
     enc.add_argument("--batch-size", type=int, metavar="N", help=f"items per batch (default: {d['batch_size']})")
-    enc.add_argument("--num-workers", type=int, metavar="N", help=f"image-decoding processes (default: {d['num_workers']})")
+    enc.add_argument("--num-workers", type=int, metavar="N", help="image-decoding processes (default: sized from the cores)")
     enc.add_argument("--device", help=f"auto, cpu or cuda (default: {d['device']})")
     enc.add_argument("--runtime", help=f"auto, torch, onnx or openvino (default: {d['runtime']}, the measured fastest)")
     enc.add_argument("--threads", type=int, metavar="N", help="CPU threads for encoding, decode workers included "

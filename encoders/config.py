@@ -21,7 +21,9 @@ class EncoderConfig:
         image_weights: weights file for encoders that need one (torchvision backbones).
         device: "auto" (GPU when present), "cpu" or "cuda".
         batch_size: items per forward pass.
-        num_workers: processes decoding images while the model runs (0 = in the main process).
+        num_workers: processes decoding images while the model runs (0 = in the main process);
+            None (default) = sized from the cores: half the threads of the budget that can run at
+            once, at most 8 (`encoders.runtime.decode_workers`). Never more than threads - 1.
         image_pooling: how the image encoder pools its last feature map ("max", "avg" or "gem",
             see `ImageFeatureConfig`), for the encoders that take it (EfficientNet-Lite); None =
             the encoder's default ("max" since the "Same product, another photo" measurement).
@@ -54,7 +56,7 @@ class EncoderConfig:
     # On a 2-core CPU EfficientNet-Lite0 runs 66 images/s at batch 4 and 43 at batch 32
     # (depthwise convolutions fall out of cache); raise it on a GPU.
     batch_size: int = 4
-    num_workers: int = 1
+    num_workers: int | None = None
     image_pooling: str | None = None
     runtime: str = "auto"
     threads: int | None = None
@@ -62,6 +64,9 @@ class EncoderConfig:
     def __post_init__(self) -> None:
         if self.runtime not in RUNTIMES:
             raise InvalidArgumentError(f"EncoderConfig.runtime must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}")
+        w = self.num_workers
+        if w is not None and (isinstance(w, bool) or not isinstance(w, int) or w < 0):
+            raise InvalidArgumentError(f"EncoderConfig.num_workers must be None (sized from the cores) or an integer >= 0, got {w!r}")
         t = self.threads
         if t is not None and (isinstance(t, bool) or not isinstance(t, int) or t < 1):
             raise InvalidArgumentError(f"EncoderConfig.threads must be None (all usable cores) or an integer >= 1, got {t!r}")

@@ -22,6 +22,7 @@ import importlib.util
 import json
 import logging
 import os
+import signal
 import tempfile
 import threading
 import warnings
@@ -90,21 +91,90 @@ def resolve_threads(threads: int | None) -> int:
     return threads
 
 
-def split_budget(threads: int | None, num_workers: int) -> tuple[int, int]:
+# The most image-decoding processes a pool sized from the cores gets: each holds a copy of the
+# preprocessing and prefetches batches, and past this many the model, not decoding, is the bottleneck.
+MAX_DECODE_WORKERS = 8
+
+
+def decode_workers(threads: int | None, num_workers: int | None = None) -> int:
+    """How many image-decoding processes run beside the model: `num_workers`, or sized from the cores when None.
+
+    Sized from the cores, the pool gets half the threads that can run at once,
+    `min(budget, available_cores()) // 2` (budget: `threads`, or the usable cores when None), at
+    most `MAX_DECODE_WORKERS`: decoding and resizing one product photo costs the same order as
+    one forward pass of the default image model on the default runtime (the pipeline with one
+    worker ran at about 110 images/s, the forward pass alone at 200: docs/evaluation.md
+    "Encoder runtimes"), so halves keep both busy. A
+    given `num_workers` is taken as asked. Either way the pool is at most budget - 1, leaving a
+    thread for the model, so a budget of one thread decodes in the main process.
+
+    Raises:
+        InvalidArgumentError: `threads` is not None or a positive integer, or `num_workers` is not
+            None or an integer >= 0.
+
+    Example:
+        >>> decode_workers(4, 1), decode_workers(1), decode_workers(1, 3)
+        (1, 0, 0)
+        >>> decode_workers(4) == min(4, available_cores()) // 2
+        True
+    """
+    budget = resolve_threads(threads)
+    if num_workers is None:
+        wanted = min(MAX_DECODE_WORKERS, min(budget, available_cores()) // 2)
+    elif isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+        raise InvalidArgumentError(f"num_workers must be None (sized from the cores) or an integer >= 0, got {num_workers!r}")
+    else:
+        wanted = num_workers
+    return max(0, min(wanted, budget - 1))
+
+
+def split_budget(threads: int | None, num_workers: int | None = None) -> tuple[int, int]:
     """(forward-pass threads, image-decoding processes) that together stay within the budget.
 
-    Decoding workers come out of the budget first (at most `num_workers`, leaving one thread
-    for the model); the model gets the rest. More runnable threads than cores makes the
-    forward pass wait on descheduled threads, which is the collapse under load that
-    docs/evaluation.md ("Encoder runtimes") measures.
+    Decoding workers come out of the budget first (`decode_workers`: `num_workers`, or half the
+    usable cores when None, leaving at least one thread for the model); the model gets the rest.
+    More runnable threads than cores makes the forward pass wait on descheduled threads, which
+    is the collapse under load that docs/evaluation.md ("Encoder runtimes") measures.
 
     Example:
         >>> split_budget(2, 1)
         (1, 1)
+        >>> split_budget(1)
+        (1, 0)
     """
     budget = resolve_threads(threads)
-    workers = max(0, min(num_workers, budget - 1))
+    workers = decode_workers(budget, num_workers)
     return max(1, budget - workers), workers
+
+
+def keep_sigchld_default() -> None:
+    """Stop torch's DataLoader from installing its SIGCHLD handler in this process (call before starting workers).
+
+    The first DataLoader with worker processes installs a Python-level SIGCHLD handler, for the rest
+    of the process's life, to report a dead worker at once. With any Python-level SIGCHLD handler
+    installed, a process that had run the OpenVINO image encoder died with a segmentation fault
+    (exit 139, in unrelated code: pyarrow) soon after a child process of its own stopped,
+    continued or ended (`tests/test_encoder_sigchld.py`; docs/evaluation.md "Encoder runtimes");
+    with SIGCHLD left at its default (ignored: the signal is never delivered) it did not.
+    Without the handler a worker that dies is still reported, by the DataLoader's own check when
+    its `timeout` expires (every 5 s without one). Called where a runtime loads (`CompiledGraph`)
+    and before the pipeline starts decode workers; in the main thread, a handler torch installed
+    earlier is removed too (the one it replaced, if any, is put back).
+
+    Example:
+        >>> keep_sigchld_default()
+        >>> import torch.utils.data._utils.signal_handling as s; s._SIGCHLD_handler_set
+        True
+    """
+    from torch.utils.data._utils import signal_handling
+
+    # torch installs its handler only while this flag is False (torch/utils/data/_utils/signal_handling.py).
+    signal_handling._SIGCHLD_handler_set = True
+    current = signal.getsignal(signal.SIGCHLD)
+    if getattr(current, "__module__", None) == signal_handling.__name__ and threading.current_thread() is threading.main_thread():
+        cells = dict(zip(current.__code__.co_freevars, current.__closure__ or ()))
+        previous = cells["previous_handler"].cell_contents if "previous_handler" in cells else None
+        signal.signal(signal.SIGCHLD, previous if callable(previous) else signal.SIG_DFL)
 
 
 def resolve_runtime(runtime: str, modality: str, device: torch.device) -> str:
@@ -260,6 +330,7 @@ class CompiledGraph:
 
     def __init__(self, path: Path, runtime: str, threads: int) -> None:
         self.path, self.runtime, self.threads = Path(path), runtime, resolve_threads(threads)
+        keep_sigchld_default()  # with a runtime loaded, a Python SIGCHLD handler crashed the process (exit 139)
         self._lock = threading.Lock()  # an OpenVINO compiled model's implicit request is not thread-safe
         if runtime == "onnx":
             import onnxruntime as ort

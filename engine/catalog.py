@@ -23,8 +23,10 @@ from .tables import (
     check_columns,
     clean_id,
     clean_ids,
+    column_kinds,
     is_missing,
     number_column,
+    object_array,
     plain,
     read_table,
     records_frame,
@@ -78,8 +80,8 @@ class Catalog:
         self._numbers: dict[str, np.ndarray] = {}
         self._frame = self._normalise(frame, columns)
         self._rows = _row_lookup(self._frame)
-        self._records: list[dict[str, Any]] | None = None
-        self._records_lock = threading.Lock()
+        self._values: dict[Any, np.ndarray] | None = None
+        self._values_lock = threading.Lock()
 
     # ----- construction ---------------------------------------------------
     @classmethod
@@ -202,20 +204,17 @@ class Catalog:
         return [Path(v) if v else None for v in values]
 
     def fields(self, row: int) -> dict[str, Any]:
-        """All fields of a row as plain Python values (missing values as None)."""
-        return dict(self._all_records()[row])
+        """All fields of a row as plain Python values (missing values as None); O(columns) per call."""
+        return {name: plain(values[row]) for name, values in self._column_values().items()}
 
-    def _all_records(self) -> list[dict[str, Any]]:
-        """Every row as a dict of plain values, built once (per-row pandas access costs ~50 us a call).
-
-        Built under a lock, so concurrent first queries build it once; catalogs derived by
-        `concat`, `upserted` and `without` take it over (2 s to rebuild at 100k rows).
-        """
-        if self._records is None:
-            with self._records_lock:
-                if self._records is None:
-                    self._records = [{k: plain(v) for k, v in r.items()} for r in self._frame.to_dict("records")]
-        return self._records
+    def _column_values(self) -> dict[Any, np.ndarray]:
+        """Column -> its values as an object array, built once under a lock (a `tolist` per column, not a
+        dict per row; per-row pandas access costs ~50 us a call). Derived catalogs take them over (`_derived`)."""
+        if self._values is None:
+            with self._values_lock:
+                if self._values is None:
+                    self._values = {c: object_array(self._frame[c].tolist()) for c in self._frame.columns}
+        return self._values
 
     def column(self, name: str) -> pd.Series:
         """One column of the normalised table; raises CatalogError naming it if absent."""
@@ -285,21 +284,24 @@ class Catalog:
     def _derived(self, frame: pd.DataFrame, sources: np.ndarray) -> Catalog:
         """Another table of this catalog's kind (same folder, source, columns and image rule).
 
-        Row r of `frame` was row `sources[r]` of this catalog, or a new row when that is
-        >= len(self). This catalog's built records are taken over for its rows while the
-        columns and their types are unchanged; only the new rows are converted.
+        Row r of `frame` was row `sources[r]` of this catalog, or a new row when >= len(self).
+        With the same columns and types, the column arrays (`fields`) are taken over by a gather
+        each and only new rows converted; else they are built on the first read.
         """
         catalog = Catalog.from_normalised(
             frame, self.base_dir, self.source, allow_outside=self.allow_outside, columns=self.columns
         )
-        old = self._records
-        if old is not None and _kinds(catalog._frame) == _kinds(self._frame):
-            fresh = np.flatnonzero(sources >= len(old))
-            built = catalog._frame.iloc[fresh].to_dict("records") if len(fresh) else []
-            records = [old[j] if j < len(old) else {} for j in sources.tolist()]
-            for row, record in zip(fresh.tolist(), built):
-                records[row] = {k: plain(v) for k, v in record.items()}
-            catalog._records = records
+        old = self._values
+        if old is not None and column_kinds(catalog._frame) == column_kinds(self._frame):
+            fresh = np.flatnonzero(sources >= len(self))
+            taken = np.minimum(sources, len(self) - 1)
+            values = {}
+            for name in catalog._frame.columns:
+                column = old[name][taken]
+                if len(fresh):
+                    column[fresh] = object_array(catalog._frame[name].iloc[fresh].tolist())
+                values[name] = column
+            catalog._values = values
         return catalog
 
     @classmethod
@@ -323,8 +325,8 @@ class Catalog:
         catalog.columns = columns or CatalogColumns()
         catalog._frame = _typed(frame.reset_index(drop=True))
         catalog._rows = _row_lookup(catalog._frame)
-        catalog._records = None
-        catalog._records_lock = threading.Lock()
+        catalog._values = None
+        catalog._values_lock = threading.Lock()
         catalog._numbers = {}
         return catalog
 
@@ -422,11 +424,6 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
             if np.array_equal(np.isnan(values), missing):
                 frame[name] = number_column(values, whole).array
     return frame
-
-
-def _kinds(frame: pd.DataFrame) -> dict[str, str]:
-    """Column -> its type, text columns alike whether object or string dtype (their values read the same)."""
-    return {str(c): "text" if pd.api.types.is_string_dtype(t) else str(t) for c, t in frame.dtypes.items()}
 
 
 def _filled(frame: pd.DataFrame) -> pd.DataFrame:

@@ -5,7 +5,7 @@ marker file (`WORK_MARKER`) and used only while it carries it; a folder of that 
 the marker is refused, never written to or removed. It holds, per finished chunk:
 
     chunk-000003.npy    the chunk's fused vectors, float32 (n, dim); read back memory-mapped
-    chunk-000003.json   the chunk's ids, content hashes, skipped items and counts
+    chunk-000003.json   the chunk's ids, content hashes, skipped items, counts and image stamps
     checkpoint.json     the fingerprint of the run and how many chunks are done
 
 Each file is written to a temporary name, flushed (fsync) and moved into place with
@@ -16,6 +16,12 @@ whose fingerprint (the catalog file's bytes, the columns, the encoder, fusion an
 settings, the chunk size) differs from the run's is never resumed. A run holds an
 exclusive lock on the marker, so two runs never write one folder. On success the engine
 removes its own files, the marker last, and the folder.
+
+Images are not part of the fingerprint (hashing every image's bytes at each resume would read
+the whole image set again); each chunk records its images' size and modification time
+(`image_stamps`: one `stat` per image, no data read), and a resumed run re-checks the chunks
+whose stamps differ (`Checkpoint.truncate`, then `engine.streaming` re-encodes only the items
+whose content hash changed). A rewrite that keeps both size and mtime is not seen: `--fresh`.
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ from .results import Skipped
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2  # 2: chunks record their images' stamps
 CHECKPOINT = "checkpoint.json"
 GATHERED = "vectors.npy"  # every chunk's vectors in one memory-mapped file, written at the end of a run
 _OURS = re.compile(r"(chunk-\d{6}\.(npy|json)|checkpoint\.json|vectors\.npy)(\.tmp)?")
@@ -63,17 +69,45 @@ class ChunkRecord:
     skipped: tuple[Skipped, ...]
     encoded: int
     reused: int
+    images: tuple[tuple[int, int] | None, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict."""
         return {"number": self.number, "rows": self.rows, "ids": list(self.ids), "hashes": list(self.hashes),
-                "skipped": [[s.item_id, s.reason] for s in self.skipped], "encoded": self.encoded, "reused": self.reused}
+                "skipped": [[s.item_id, s.reason] for s in self.skipped], "encoded": self.encoded,
+                "reused": self.reused,
+                "images": [None if s is None else list(s) for s in self.images]}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ChunkRecord:
         """The inverse of `to_dict`."""
         return cls(int(data["number"]), int(data["rows"]), tuple(map(str, data["ids"])), tuple(map(str, data["hashes"])),
-                   tuple(Skipped(str(i), str(r)) for i, r in data["skipped"]), int(data["encoded"]), int(data["reused"]))
+                   tuple(Skipped(str(i), str(r)) for i, r in data["skipped"]), int(data["encoded"]),
+                   int(data["reused"]),
+                   tuple(None if s is None else (int(s[0]), int(s[1])) for s in data["images"]))
+
+
+def image_stamps(paths: Sequence[Path | None]) -> tuple[tuple[int, int] | None, ...]:
+    """Each image's (size, mtime in ns): (-1, -1) when it cannot be stat'ed, None for a row without one.
+
+    One `stat` per image and no bytes read, so re-checking every finished chunk on resume stays
+    cheap at millions of images (hashing them would read the whole image set again).
+
+    Example:
+        >>> image_stamps([None, Path("no/such/file.png")])
+        (None, (-1, -1))
+    """
+    stamps: list[tuple[int, int] | None] = []
+    for path in paths:
+        if path is None:
+            stamps.append(None)
+            continue
+        try:
+            info = os.stat(path)
+            stamps.append((int(info.st_size), int(info.st_mtime_ns)))
+        except (OSError, ValueError):
+            stamps.append((-1, -1))
+    return tuple(stamps)
 
 
 def fingerprint(catalog_path: Path, settings: Mapping[str, Any]) -> str:
@@ -167,6 +201,21 @@ class Checkpoint:
         fsync_dir(self.folder)
         self.chunks.append(chunk)
 
+    def truncate(self, n: int) -> list[ChunkRecord]:
+        """Keep only the first `n` finished chunks (the checkpoint file is replaced first); returns the others.
+
+        Their files stay until the next `record` of their number replaces them, so their vectors
+        can still be read (`vectors`) to reuse what did not change.
+        """
+        dropped = self.chunks[n:]
+        if dropped:
+            kept = self.chunks[:n]
+            state = {"format": FORMAT, "fingerprint": self.key, "chunks": n, "rows": sum(c.rows for c in kept)}
+            _write(self.folder / CHECKPOINT, lambda fh: fh.write(json.dumps(state).encode()))
+            fsync_dir(self.folder)
+            self.chunks = kept
+        return dropped
+
     def gather(self, dim: int) -> np.ndarray:
         """Every finished chunk's vectors in order, in one memory-mapped float32 file of the work folder."""
         n = sum(len(c.ids) for c in self.chunks)
@@ -240,4 +289,4 @@ def _write(path: Path, fill: Any) -> None:
     os.replace(tmp, path)
 
 
-__all__: Sequence[str] = ["Checkpoint", "ChunkRecord", "IndexingBusyError", "fingerprint"]
+__all__: Sequence[str] = ["Checkpoint", "ChunkRecord", "IndexingBusyError", "fingerprint", "image_stamps"]

@@ -12,9 +12,13 @@ The job has the three stages of `index_catalog`, spread over a Ray cluster:
 3. **Write**: the IVF coarse quantiser is trained ONCE, on the driver, on a seeded sample of
    the vectors (`engine.ivf_shards`); items are sharded by a hash of their id and each shard
    is filled in parallel as a Ray task from the serialised trained index, then the shards are
-   merged (`merge_from`) into one IVF (`RayBuild.ivf`). The model folder is written like any
-   other (`EngineState.built` + `Engine.save`, published atomically), so `Engine.load` reads it
-   and its index is the one `EngineConfig.index` asks for.
+   merged (`merge_from`) into one IVF (`RayBuild.ivf`). When `EngineConfig.index` asks for an
+   IVF (kind "ivf", or "auto" at a size where it picks IVF), the quantiser is trained as a
+   single-machine `FaissIndex` trains it and the merged IVF IS the folder's index (tuned as
+   one machine tunes it, `FaissIndex.from_trained_ivf`); for the other kinds the folder's index
+   is built on the driver from the gathered vectors and the merged IVF comes back beside it.
+   The folder is written like any other (`Engine.save`, published atomically), so
+   `Engine.load` reads it.
 
 Ray is imported only here, lazily: the rest of the product runs without it
 (`pip install 'shopvec[cluster]'` adds it). See docs/scaling.md for running on a real cluster
@@ -33,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import faiss
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
@@ -40,12 +45,15 @@ from tqdm.auto import tqdm
 from core.errors import EngineError, InvalidArgumentError
 from core.persistence import check_writable
 from encoders.fusion import Fusion
+from index import create_index
+from index.faiss_index import FaissIndex
 
 from .catalog import Catalog, CatalogColumns
 from .config import EngineConfig
 from .engine import Engine
+from .fitted import FittedContent
 from .indexing import built_engine, previous_model
-from .ivf_shards import IvfPlan, build_ivf_on_ray
+from .ivf_shards import IvfPlan, build_ivf_on_ray, shards_make_the_index, train_for_index
 from .pipeline import EncodedItems
 from .results import Skipped, skipped_lines
 
@@ -160,7 +168,8 @@ class RayReport:
 class RayBuild:
     """The result of `build_on_ray`: the engine (as saved), the merged IVF and the report.
 
-    `ivf` is a FAISS IVF whose label i is `engine.last_build.ids[i]` (catalog order).
+    `ivf` is a FAISS IVF whose label i is `engine.last_build.ids[i]` (catalog order). When the
+    engine's index is an IVF, it is the structure inside `engine.index` (search through the engine).
     """
 
     engine: Engine
@@ -216,16 +225,27 @@ def build_on_ray(
     with ray_session(cluster) as where:
         encoded, dims, encode_seconds = _encode_on_ray(catalog, config, cluster, show_progress)
         encoded.check_any(catalog.source)
+        fusion = Fusion(*dims, config=config.fusion)  # the fusion alone: the driver never loads the encoders
+        # The vectors the index will hold: aligned first when the engine aligns, as `EngineState.built` does.
+        fitted = FittedContent.start(config.alignment, fusion)
+        vectors = encoded.vectors
+        if fitted is not None:
+            fitted, vectors = fitted.absorb(create_index(fusion.dim, config.index), encoded.ids, vectors)
+        adopt = shards_make_the_index(config.index, len(encoded.ids))
         plan = IvfPlan(shards=cluster.shards, lists=cluster.ivf_lists, train_rows=cluster.train_rows, seed=cluster.seed)
-        ivf = build_ivf_on_ray(encoded.ids, encoded.vectors, plan)
-    fusion = Fusion(*dims, config=config.fusion)  # the fusion alone: the driver never loads the encoders
-    engine = built_engine(catalog, encoded, fusion, config, previous)
+        trained = train_for_index(vectors, config.index) if adopt else None
+        ivf = build_ivf_on_ray(encoded.ids, vectors, plan, trained)
+    merged = FaissIndex.from_trained_ivf(encoded.ids, vectors, ivf, config.index) if adopt else None
+    adopted = None if merged is None else (merged, fitted)
+    engine = built_engine(catalog, encoded, fusion, config, previous, adopted=adopted)
     engine.save(out)
     index = engine.index
+    codes = "SQ8" if isinstance(ivf, faiss.IndexIVFScalarQuantizer) else "PQ"
     report = RayReport(
         catalog_items=len(catalog), indexed=len(index), skipped=tuple(encoded.skipped),
         seconds=time.perf_counter() - start, encode_seconds=encode_seconds, actors=cluster.num_actors,
-        shards=cluster.shards, ivf=f"IVF{ivf.nlist},SQ8 of {ivf.ntotal:,} vectors",
+        shards=cluster.shards, ivf=f"IVF{ivf.nlist},{codes} of {ivf.ntotal:,} vectors"
+        + (" (the folder's index)" if adopt else ""),
         index_type=index.describe() if hasattr(index, "describe") else type(index).__name__,
         out=str(out), cluster=where,
     )

@@ -148,9 +148,9 @@ class Engine:
     def reusable_vectors(self, config: EngineConfig) -> dict[str, np.ndarray]:
         """Content hash -> stored vector, when `config` encodes the same way as this engine."""
         state = self._state
-        # Threads change how fast vectors are made, not what they are: a new budget reuses them.
-        same = (replace(self.config.encoders, threads=None), self.config.fusion) == (
-            replace(config.encoders, threads=None), config.fusion)
+        # Threads and decode workers change how fast vectors are made, not what they are: a new budget reuses them.
+        same = (replace(self.config.encoders, threads=None, num_workers=None), self.config.fusion) == (
+            replace(config.encoders, threads=None, num_workers=None), config.fusion)
         return state.vector_cache(state.index.ids) if same else {}
 
     @property

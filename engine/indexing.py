@@ -18,12 +18,14 @@ from core.errors import CatalogError, EngineError
 from core.persistence import ModelNotFoundError, check_writable
 from encoders.fusion import Fusion
 from encoders.item import ItemEncoder
+from index import VectorIndex
 
 from .catalog import Catalog, CatalogColumns
 from .checkpoint import Checkpoint, fingerprint
 from .config import EngineConfig
 from .engine import Engine
 from .events import EventLog
+from .fitted import FittedContent
 from .pipeline import EncodedItems
 from .results import Skipped, skipped_lines
 from .state import EngineState
@@ -151,12 +153,21 @@ def previous_model(out: Path) -> Engine | None:
 
 def built_engine(
     catalog: Catalog, encoded: EncodedItems, fusion: Fusion, config: EngineConfig, previous: Engine | None,
-    encoders: ItemEncoder | None = None,
+    encoders: ItemEncoder | None = None, *, adopted: tuple[VectorIndex, FittedContent | None] | None = None,
 ) -> Engine:
-    """The engine of a whole encoded catalog, keeping the previous model's events and trained model."""
+    """The engine of a whole encoded catalog, keeping the previous model's events and trained model.
+
+    `adopted`: an index already holding the encoded items (their aligned vectors) and the alignment
+    that completed them, used instead of building one (the Ray build's merged IVF).
+    """
     encoded.check_any(catalog.source)
     events = previous.events if previous is not None else EventLog()
-    engine = Engine(config, EngineState.built(catalog, encoded, fusion, config, events), encoders)
+    if adopted is None:
+        state = EngineState.built(catalog, encoded, fusion, config, events)
+    else:
+        state = EngineState(catalog, adopted[0], dict(zip(encoded.ids, encoded.hashes)), tuple(encoded.skipped),
+                            events=events, fitted=adopted[1])
+    engine = Engine(config, state, encoders)
     engine.last_build = encoded
     if previous is not None and previous.trained is not None:
         engine.trained = previous.trained  # keep a trained model; refit to learn new items

@@ -8,6 +8,12 @@ shard never depends on the order of the catalog), and the filled shards are merg
 list (`merge_from`). Because every shard uses the same trained quantiser, the merged index is
 the index one machine would have built by adding every vector to it: same lists, same codes.
 
+When the model folder's index is itself an IVF (`IndexConfig` kind "ivf", or "auto" at a
+size where it picks IVF), the empty index is trained by `train_for_index` exactly as
+`FaissIndex` trains one on one machine (`index.structures.build`: the same list count,
+codes, sample and seed), and the merged shards become the folder's index
+(`FaissIndex.from_trained_ivf`), so the shards' work is the index that is served.
+
 The other way to serve shards, without merging, is one Ray actor per shard with a fan-out
 search (each answers its top k, the caller keeps the best k of the union); see
 docs/scaling.md. This module merges, because the engine serves one index per model folder.
@@ -24,6 +30,8 @@ import faiss
 import numpy as np
 
 from core.errors import InvalidArgumentError
+from index import structures
+from index.config import IndexConfig
 
 
 @dataclass(frozen=True)
@@ -92,6 +100,29 @@ def train_ivf(vectors: np.ndarray, plan: IvfPlan) -> faiss.Index:
     return index
 
 
+def shards_make_the_index(config: IndexConfig, n: int) -> bool:
+    """Whether an index of `config` over `n` items is an IVF, so the merged shards can be that index.
+
+    Example:
+        >>> shards_make_the_index(IndexConfig(kind="ivf"), 10), shards_make_the_index(IndexConfig(), 10)
+        (True, False)
+    """
+    return config.kind in ("auto", "ivf") and structures.structure_for(n, config) == structures.IVF
+
+
+def train_for_index(vectors: np.ndarray, config: IndexConfig) -> faiss.Index:
+    """An empty IVF trained on `vectors` as a single-machine `FaissIndex` of `config` trains its own.
+
+    Example:
+        >>> x = np.random.default_rng(0).normal(size=(400, 8)).astype(np.float32)
+        >>> index = train_for_index(x, IndexConfig(kind="ivf")); index.is_trained, index.ntotal, index.nlist
+        (True, 0, 10)
+    """
+    if len(vectors) == 0:
+        raise InvalidArgumentError("an IVF needs at least one vector to train on, got none")
+    return structures.build(structures.IVF, np.ascontiguousarray(vectors, np.float32), config, held_out=len(vectors))
+
+
 def fill_shard(trained: np.ndarray, vectors: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """One shard: the serialised trained index with `vectors` added under `labels`, serialised again.
 
@@ -118,21 +149,24 @@ def merge_shards(shards: Sequence[np.ndarray]) -> faiss.Index:
     return merged
 
 
-def build_ivf_on_ray(ids: Sequence[str], vectors: np.ndarray, plan: IvfPlan) -> faiss.Index:
+def build_ivf_on_ray(
+    ids: Sequence[str], vectors: np.ndarray, plan: IvfPlan, trained: faiss.Index | None = None
+) -> faiss.Index:
     """Train on the driver, fill `plan.shards` shards as parallel Ray tasks, merge; label i is `ids[i]`.
 
-    Needs a running Ray session (`engine.distributed.ray_session`).
+    Needs a running Ray session (`engine.distributed.ray_session`). `trained`: an empty trained
+    IVF to fill instead of training one by `plan` (e.g. `train_for_index`).
 
     Example:
         >>> ivf = build_ivf_on_ray(ids, vectors, IvfPlan(shards=4))  # doctest: +SKIP
     """
     import ray
 
-    trained = ray.put(faiss.serialize_index(train_ivf(vectors, plan)))
+    blob = ray.put(faiss.serialize_index(train_ivf(vectors, plan) if trained is None else trained))
     shard = shard_of(ids, plan.shards)
     task = ray.remote(num_cpus=1)(fill_shard)
     labels = np.arange(len(ids), dtype=np.int64)
-    refs = [task.remote(trained, vectors[shard == s], labels[shard == s]) for s in range(plan.shards)]
+    refs = [task.remote(blob, vectors[shard == s], labels[shard == s]) for s in range(plan.shards)]
     return merge_shards(ray.get(refs))
 
 

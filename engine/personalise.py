@@ -47,6 +47,7 @@ from core.checks import check_k
 from core.errors import InvalidArgumentError, NotFittedError, UnknownItemError, UnknownUserError
 from core.ranking import top_k
 from index import IdFilter, VectorIndex
+from index.rerank import one_thread
 
 from .catalog import Catalog
 from .config import RecommendConfig
@@ -187,9 +188,14 @@ class Personaliser:
         if not recent:
             return {}
         per_item = max(10, config.n_candidates // len(recent))
-        scores, ids = self.index.search(
-            self.index.vectors(recent), per_item, id_filter, rerank_factor=config.candidate_rerank_factor
-        )
+        # One batch of up to `recent_items` queries, on one FAISS thread: spread over two OpenMP
+        # threads on a busy machine it took 1.7x as long (36.0 vs 21.7 ms p50 at 1M items, load 13;
+        # `benchmarks/bench_engine.py --items` prints both), and a server answers requests from
+        # several threads anyway. Results are the same either way.
+        with one_thread():
+            scores, ids = self.index.search(
+                self.index.vectors(recent), per_item, id_filter, rerank_factor=config.candidate_rerank_factor
+            )
         out: dict[str, tuple[float, str | None]] = {}
         for j, (srow, irow) in enumerate(zip(scores, ids)):
             weight = config.recency_decay**j

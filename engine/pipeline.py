@@ -31,6 +31,7 @@ from encoders.base import ImageEncoder, TextEncoder
 from encoders.config import ImageLimits
 from encoders.imageio import load_image
 from encoders.item import ItemEncoder
+from encoders.runtime import decode_workers, keep_sigchld_default
 
 from .catalog import Catalog
 from .results import Skipped
@@ -100,7 +101,7 @@ def encode_items(
     encoder: ItemEncoder,
     *,
     batch_size: int = 32,
-    num_workers: int = 1,
+    num_workers: int | None = 1,
     cache: Mapping[str, np.ndarray] | None = None,
     on_error: str = "report",
     show_progress: bool = True,
@@ -112,7 +113,8 @@ def encode_items(
         catalog: the items.
         encoder: the item encoder: image and text encoders (either may be None) and their fusion.
         batch_size: items per forward pass.
-        num_workers: image-decoding processes running beside the model (0: decode inline).
+        num_workers: image-decoding processes running beside the model (0: decode inline; None:
+            the pool the encoders' thread budget sized from the cores, `encoders.runtime.decode_workers`).
         cache: content hash -> vector of earlier runs; matching items are not re-encoded.
         on_error: "report" lists unencodable items in `skipped`; "raise" raises on the first.
         show_progress: draw a progress bar with items/s.
@@ -201,7 +203,7 @@ class _Decoding:
     """How images are decoded: batch size, worker processes, limits and the folder they must be in."""
 
     batch_size: int
-    num_workers: int
+    num_workers: int | None
     limits: ImageLimits
     root: Path | None
 
@@ -218,7 +220,10 @@ def _encode_images(
     if not rows:
         return {}
     batch_size = decoding.batch_size
-    workers = decoding.num_workers if len(rows) > 2 * batch_size else 0  # a worker's start-up costs more than tiny jobs
+    wanted = decoding.num_workers
+    if wanted is None:  # sized from the cores (encoders.runtime.decode_workers) by the encoders' thread budget
+        wanted = encoder.decode_workers if encoder.decode_workers is not None else decode_workers(None)
+    workers = wanted if len(rows) > 2 * batch_size else 0  # a worker's start-up costs more than tiny jobs
     if encoder.decode_workers is not None:  # the encoders' thread budget leaves room for this many
         workers = min(workers, encoder.decode_workers)
     files = _ImageFiles(
@@ -232,6 +237,8 @@ def _encode_images(
     )
     # Each image is bounded by limits.timeout_s, so a batch that takes much longer means a stuck worker.
     timeout = batch_size * decoding.limits.timeout_s + WORKER_START_S if workers else 0
+    if workers:
+        keep_sigchld_default()  # torch's SIGCHLD handler made processes with OpenVINO loaded crash (exit 139)
     loader = DataLoader(
         files,
         batch_size=batch_size,

@@ -4,11 +4,14 @@
 chunked CSV reader, pyarrow's parquet batches, .jsonl line by line; see
 `engine.tables.read_table_chunks`), each chunk validated as a `Catalog`, and ids checked
 for duplicates across the whole file. `encode_file` encodes chunk after chunk with
-`encode_items` (reusing a previous model's vectors for unchanged content), after a
-first pass that validates the whole file without encoding anything, and records
-each finished chunk in a `Checkpoint` (`engine.checkpoint`): its vectors go to a
-memory-mapped `.npy` file, so the vectors of finished chunks are never held in memory.
-A re-run with the same file and settings skips the chunks already done.
+`encode_items` (reusing a previous model's vectors for unchanged content). The file is
+parsed once: all its chunks are validated before anything is encoded, and those validated
+chunks are what is encoded. Each finished chunk is recorded in a `Checkpoint`
+(`engine.checkpoint`): its vectors go to a memory-mapped `.npy` file, so the vectors of
+finished chunks are never held in memory. A re-run with the same file and settings skips
+the chunks already done, unless one of their images changed (size or mtime, recorded per
+chunk): from the first such chunk on, chunks are recorded again, the changed ones encoded
+again with their unchanged items' vectors reused.
 
 In memory at once: one chunk's rows, texts and image batches; the catalog's metadata
 table (every row's fields, normalised), which the engine keeps to answer queries; the
@@ -20,6 +23,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections import ChainMap
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,7 +36,7 @@ from core.errors import CatalogError, InvalidArgumentError
 from encoders.item import ItemEncoder
 
 from .catalog import Catalog
-from .checkpoint import Checkpoint, ChunkRecord
+from .checkpoint import Checkpoint, ChunkRecord, image_stamps
 from .columns import CatalogColumns
 from .config import EngineConfig
 from .pipeline import EncodedItems, encode_items
@@ -73,7 +77,8 @@ class EncodedFile:
     Attributes:
         catalog: every row of the file.
         encoded: ids, vectors (memory-mapped), hashes and skipped items of the whole file.
-        resumed: rows in the chunks an interrupted run had finished (taken from its checkpoint).
+        resumed: rows in the chunks an interrupted run had finished and taken as they were from its
+            checkpoint (a chunk whose images changed since is not counted: it was checked again).
         encoded_now: items this run encoded (not resumed, not reused from the cache).
     """
 
@@ -156,42 +161,72 @@ def encode_file(
     start = time.perf_counter()
     path = Path(path)
     columns = columns or CatalogColumns()
-    # A first pass validates the whole file (ids unique across chunks, prices, paths) before any encoding,
-    # so an error in its last row costs seconds of reading, not hours of encoding.
-    total = sum(len(chunk) for chunk in read_chunks(path, columns, chunk_rows))
-    resumed, resumed_chunks = checkpoint.rows_done, len(checkpoint.chunks)
-    if checkpoint.chunks:
-        message = f"resuming: {resumed:,} of {total:,} items already encoded ({len(checkpoint.chunks)} chunks)"
+    # The file is parsed once: every chunk is validated (ids unique across chunks, prices, paths) before any
+    # encoding, so an error in its last row costs seconds of reading, not hours of encoding, and the validated
+    # chunks are what is then encoded. They hold the catalog's metadata table, which the engine keeps anyway.
+    chunks = list(read_chunks(path, columns, chunk_rows))
+    total = sum(len(chunk) for chunk in chunks)
+    redo = _recheck(checkpoint, chunks)
+    whole = {c.number for c in checkpoint.chunks} | {n for n, (_, changed) in redo.items() if not changed}
+    resumed = sum(len(chunks[n]) for n in whole)
+    if whole or redo:
+        changed = sorted(n for n, (_, c) in redo.items() if c)
+        message = f"resuming: {resumed:,} of {total:,} items already encoded ({len(whole)} chunks)" + (
+            f"; images changed since in chunk(s) {', '.join(map(str, changed))}: their items are checked again"
+            if changed else "")
         log.info(message)
         print(message, file=sys.stderr, flush=True)  # even without a progress bar: a run that skips work says so
     bar = tqdm(total=total, desc="indexing", unit="item", disable=not show_progress, dynamic_ncols=True)
-    bar.update(resumed)
-    frames = []
+    bar.update(checkpoint.rows_done)
     enc = config.encoders
-    for number, chunk in enumerate(read_chunks(path, columns, chunk_rows, allow_outside=False)):
-        frames.append(chunk.frame)
-        if number < len(checkpoint.chunks):
-            if checkpoint.chunks[number].rows != len(chunk):
-                raise CatalogError(f"checkpoint chunk {number} has {checkpoint.chunks[number].rows} rows; the file's "
-                                   f"has {len(chunk)} (rerun with a fresh start)")
+    for number in range(len(checkpoint.chunks), len(chunks)):
+        chunk = chunks[number]
+        before, changed = redo.get(number, (None, True))
+        if before is not None and not changed:  # after a changed chunk: recorded again as it was
+            checkpoint.record(before, checkpoint.vectors(number))
+            bar.update(len(chunk))
             continue
-        done = encode_items(chunk, encoders, batch_size=enc.batch_size, num_workers=enc.num_workers, cache=cache,
+        stamps = image_stamps(chunk.image_paths())  # before encoding: an image changed meanwhile is seen next time
+        chunk_cache: Mapping[str, np.ndarray] = cache or {}
+        if before is not None:  # its items whose content did not change keep their vectors
+            kept = dict(zip(before.hashes, checkpoint.vectors(number)))
+            chunk_cache = ChainMap(kept, chunk_cache)  # type: ignore[arg-type]
+        done = encode_items(chunk, encoders, batch_size=enc.batch_size, num_workers=enc.num_workers, cache=chunk_cache,
                             show_progress=show_progress and encoders.image is not None,  # images: minutes a chunk
                             limits=config.images)
         checkpoint.record(ChunkRecord(number, len(chunk), tuple(done.ids), tuple(done.hashes), tuple(done.skipped),
-                                      len(done.ids) - done.reused, done.reused), done.vectors)
+                                      len(done.ids) - done.reused, done.reused, stamps), done.vectors)
         bar.update(len(chunk))
     bar.close()
-    catalog = Catalog.from_normalised(pd.concat(frames, ignore_index=True), path.parent.resolve(), str(path),
-                                      columns=columns)
-    chunks = checkpoint.chunks
+    frame = pd.concat([chunk.frame for chunk in chunks], ignore_index=True)
+    del chunks  # the chunks' frames: the joined table replaces them
+    catalog = Catalog.from_normalised(frame, path.parent.resolve(), str(path), columns=columns)
+    records = checkpoint.chunks
     encoded = EncodedItems(
-        ids=[i for c in chunks for i in c.ids],
+        ids=[i for c in records for i in c.ids],
         vectors=checkpoint.gather(encoders.dim),
-        hashes=[h for c in chunks for h in c.hashes],
-        skipped=[s for c in chunks for s in c.skipped],
-        reused=sum(c.reused for c in chunks),
+        hashes=[h for c in records for h in c.hashes],
+        skipped=[s for c in records for s in c.skipped],
+        reused=sum(c.reused for c in records),
         seconds=time.perf_counter() - start,
     )
-    return EncodedFile(catalog, encoded, resumed, sum(c.encoded for c in chunks[resumed_chunks:]))
+    return EncodedFile(catalog, encoded, resumed, sum(c.encoded for c in records if c.number not in whole))
 
+
+def _recheck(checkpoint: Checkpoint, chunks: list[Catalog]) -> dict[int, tuple[ChunkRecord, bool]]:
+    """Compare the checkpointed chunks with the file's and their images' stamps now.
+
+    From the first chunk whose images changed on, the checkpoint is truncated; returns those
+    dropped chunks, each with whether its images changed (then it is encoded again, reusing
+    the vectors of its items whose content hash is the same).
+    """
+    for record in checkpoint.chunks:
+        if record.number >= len(chunks) or record.rows != len(chunks[record.number]):
+            rows = len(chunks[record.number]) if record.number < len(chunks) else 0
+            raise CatalogError(f"checkpoint chunk {record.number} has {record.rows} rows; the file's has {rows} "
+                               "(rerun with a fresh start)")
+    changed = [r.number for r in checkpoint.chunks if r.images != image_stamps(chunks[r.number].image_paths())]
+    if not changed:
+        return {}
+    dropped = checkpoint.truncate(changed[0])
+    return {r.number: (r, r.number in changed) for r in dropped}

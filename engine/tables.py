@@ -382,6 +382,26 @@ def plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
+def column_kinds(frame: pd.DataFrame) -> dict[str, str]:
+    """Column -> its type, text columns alike whether object or string dtype (their values read the same).
+
+    Example:
+        >>> column_kinds(pd.DataFrame({"id": ["a"], "price": [1.5]}))
+        {'id': 'text', 'price': 'float64'}
+    """
+    return {str(c): "text" if pd.api.types.is_string_dtype(t) else str(t) for c, t in frame.dtypes.items()}
+
+
+def object_array(values: list[Any]) -> np.ndarray:
+    """A list as a 1-d object array, element for element (a list cell stays one cell).
+
+    Example:
+        >>> object_array([[1, 2], None, "a"]).shape
+        (3,)
+    """
+    return np.fromiter(values, dtype=object, count=len(values))
+
+
 # ----- image paths in a model folder -----------------------------------------------
 def relative_paths(paths: pd.Series, base: Path) -> list[Any]:
     """Absolute image paths written relative to `base` ('' and relative ones as they are)."""

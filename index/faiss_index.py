@@ -28,14 +28,17 @@ Design:
   beam widened by 1 / selectivity would be at least as large as the allowed set, the allowed
   rows are scored exactly instead; any query whose HNSW search still returns fewer than k
   allowed items is redone exactly. So a filtered search always returns min(k, allowed) items.
+- The usual call (one query, no filter, no tombstones, no tail) skips the filter machinery
+  and FAISS's Python wrapper (`rerank.search_one`); it answers exactly as the general path.
+- A loaded index memory-maps its float32 vectors (see `save`): the structure is what it
+  holds in RAM, and a search reads only the rows it re-ranks.
 """
 
 from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -51,10 +54,9 @@ from . import structures, tuning
 from .base import IdFilter, VectorIndex, check_dim
 from .config import IndexConfig
 from .filtering import Allowed, resolve
+from .rerank import ParamCache, merge, rerank, search_one, threads_for
 from .store import RowStore
 from .tuning import Tuning
-
-_RERANK_CHUNK = 64  # queries re-ranked together: bounds the gathered (chunk, C, dim) block
 
 
 class FaissIndex(VectorIndex):
@@ -81,6 +83,7 @@ class FaissIndex(VectorIndex):
         self._faiss: faiss.Index | None = None  # over the store's sealed rows; never changed
         self._trained_rows = 0
         self._tuning: Tuning | None = None
+        self._params = ParamCache()  # shared by forks: keyed by structure and beam only
 
     @property
     def structure(self) -> str:
@@ -220,12 +223,16 @@ class FaissIndex(VectorIndex):
     def _search(
         self, queries: np.ndarray, k: int, filter: IdFilter, rerank_factor: int | None
     ) -> tuple[np.ndarray, np.ndarray]:
+        if len(queries) == 1 and filter.include is None and not filter.exclude:
+            found = self._search_plain(queries[0], k, rerank_factor)
+            if found is not None:
+                return found
         allowed = resolve(self._store, filter)
         k = min(k, allowed.count)
         if k == 0:
             empty = (len(queries), 0)
             return np.empty(empty, np.float32), np.empty(empty, object)
-        with _threads_for(len(queries)):
+        with threads_for(len(queries)):
             if self._structure != structures.FLAT and self._too_wide(k, allowed, rerank_factor):
                 scores, labels = self._exact(queries, k, allowed.rows())
             else:
@@ -233,8 +240,26 @@ class FaissIndex(VectorIndex):
                 n_tail = int(np.count_nonzero(tail))
                 scores, labels = self._search_sealed(queries, k, allowed, allowed.count - n_tail, rerank_factor)
                 if n_tail:
-                    scores, labels = _merge(scores, labels, *self._scan_tail(queries, k, tail), k)
+                    scores, labels = merge(scores, labels, *self._scan_tail(queries, k, tail), k)
         return scores.astype(np.float32, copy=False), self._store.ids_at(labels)
+
+    def _search_plain(
+        self, query: np.ndarray, k: int, rerank_factor: int | None
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """One unfiltered query on a graph or IVF with no tombstones and no tail (`rerank.search_one`), else None."""
+        store, built = self._store, self._faiss
+        n = store.n_rows
+        if self._structure == structures.FLAT or built is None or store.n_dead or store.n_sealed != n or k > n:
+            return None
+        if n <= self.config.exact_filter_rows:
+            return None  # the general path scores this few rows exactly
+        n_candidates, beam = self._plan(k, n, 1.0, rerank_factor)
+        if beam >= n and self._structure == structures.HNSW:
+            return None
+        found = search_one(built, self._params.get(self._structure, beam), query, n_candidates, k, store.sealed_matrix)
+        if found is None:
+            return None
+        return found[0], store.sealed_ids[found[1]]
 
     def _too_wide(self, k: int, allowed: Allowed, rerank_factor: int | None) -> bool:
         """Whether the filter is so restrictive that scoring the allowed rows beats the structure."""
@@ -280,33 +305,10 @@ class FaissIndex(VectorIndex):
         n_candidates, beam = self._plan(k, n_allowed, n_allowed / self._store.n_sealed, rerank_factor, effort)
         params = structures.search_params(self._structure, allowed.selector(), beam)
         _, candidates = self._faiss.search(queries, n_candidates, params=params)
-        scores, labels = self._rerank(queries, candidates, k)
+        scores, labels = rerank(self._store.sealed_matrix, queries, candidates, k)
         short = np.flatnonzero((labels < 0).any(axis=1))
         if short.size:
             scores[short], labels[short] = self._exact(queries[short], k, allowed.rows(0, self._store.n_sealed))
-        return scores, labels
-
-    def _rerank(self, queries: np.ndarray, candidates: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Exact scores of candidate rows (-1 = none); the best k per query, -1 where short."""
-        matrix = self._store.sealed_matrix
-        if len(queries) == 1:  # one query: a plain product and sort, without the batch machinery
-            cand = candidates[0][candidates[0] >= 0]
-            exact = matrix[cand] @ queries[0]
-            top = np.argsort(-exact, kind="stable")[:k]
-            scores, labels = np.full((1, k), -np.inf, np.float32), np.full((1, k), -1, np.int64)
-            scores[0, : len(top)], labels[0, : len(top)] = exact[top], cand[top]
-            return scores, labels
-        scores = np.empty((len(queries), k), np.float32)
-        labels = np.empty((len(queries), k), np.int64)
-        for start in range(0, len(queries), _RERANK_CHUNK):
-            chunk = slice(start, start + _RERANK_CHUNK)
-            cand = candidates[chunk]
-            exact = np.einsum("qcd,qd->qc", matrix[np.maximum(cand, 0)], queries[chunk])
-            exact[cand < 0] = -np.inf
-            cols, best = top_k(exact, k)
-            picked = np.take_along_axis(cand, cols, axis=1)
-            picked[~np.isfinite(best)] = -1
-            scores[chunk], labels[chunk] = best, picked
         return scores, labels
 
     def _scan_tail(self, queries: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -330,6 +332,11 @@ class FaissIndex(VectorIndex):
         Rows are saved as they are: tombstones (alive.npy marks them) and the tail (rows
         past the manifest's "sealed_rows", which index.faiss does not hold), so loading
         gives the same structure and the same search results without a rebuild.
+
+        Memory: `load_index` maps vectors.npy read-only instead of reading it, so a loaded
+        index holds its FAISS structure (and ids) in RAM and each search reads from the
+        mapped file (page cache, or disk when evicted) only the rows it re-ranks. Writes
+        that seal the tail or rebuild the structure copy the vectors into RAM again.
 
         Example:
             >>> idx.save("models/shop/index")  # doctest: +SKIP
@@ -365,7 +372,8 @@ class FaissIndex(VectorIndex):
         """
         index = cls(int(manifest["dim"]), IndexConfig(**manifest["config"]))
         ids = np.load(folder / "ids.npy", allow_pickle=False)
-        vectors = np.load(folder / "vectors.npy", allow_pickle=False)
+        # Mapped, not read: the search reads only the few rows it re-ranks (see `save`).
+        vectors = np.load(folder / "vectors.npy", mmap_mode="r", allow_pickle=False)
         alive = np.load(folder / "alive.npy", allow_pickle=False)
         if not (len(ids) == len(vectors) == len(alive)) or vectors.shape[1:] != (index.dim,):
             raise FormatVersionError(
@@ -387,27 +395,36 @@ class FaissIndex(VectorIndex):
         index._tuning = Tuning.from_dict(manifest.get("tuning"))  # None in folders saved before tuning
         return index
 
+    @classmethod
+    def from_trained_ivf(
+        cls, ids: list[str], vectors: np.ndarray, ivf: faiss.Index, config: IndexConfig
+    ) -> FaissIndex:
+        """An IVF index (kind "auto" or "ivf") adopting a FAISS IVF that holds `vectors`, label i = `ids[i]`.
 
-@contextmanager
-def _threads_for(n_queries: int) -> Iterator[None]:
-    """Run FAISS single-threaded for one query: splitting one scan over OpenMP threads was
-    slower than one thread in our measurements, and far slower on a busy machine. The OpenMP
-    setting is per calling thread, so concurrent searches in other threads are unaffected."""
-    if n_queries > 1:
-        yield
-        return
-    previous = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(previous)
+        Trained as `structures.build` trains one, it answers like a single-machine build. Kind
+        "auto" tunes nprobe on the last `tuning.held_out_rows` rows, held out of a clone of `ivf`
+        as a single-machine build holds them out; `ivf` itself is never changed.
 
+        Raises:
+            InvalidArgumentError: another kind, not an inner-product IVF, or ids/vectors/IVF disagree.
 
-def _merge(
-    scores: np.ndarray, labels: np.ndarray, more_scores: np.ndarray, more_labels: np.ndarray, k: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """The best k of two result lists per query; label -1 marks an empty slot."""
-    labels = np.concatenate([labels, more_labels], axis=1)
-    cols, best = top_k(np.where(labels < 0, -np.inf, np.concatenate([scores, more_scores], axis=1)), k)
-    return best, np.take_along_axis(labels, cols, axis=1)
+        Example:
+            >>> index = FaissIndex.from_trained_ivf(ids, vectors, merged, IndexConfig(kind="ivf"))  # doctest: +SKIP
+        """
+        vectors, n = np.ascontiguousarray(vectors, np.float32), len(ids)
+        inner_product = isinstance(ivf, faiss.IndexIVF) and ivf.metric_type == faiss.METRIC_INNER_PRODUCT
+        if config.kind not in ("auto", "ivf") or not inner_product:
+            raise InvalidArgumentError(f"expected kind 'auto' or 'ivf' and an inner-product FAISS IVF, got "
+                                       f"{config.kind!r} and {type(ivf).__name__}")
+        if vectors.shape != (n, ivf.d) or ivf.ntotal != n or len(set(ids)) != n:
+            raise InvalidArgumentError(f"the IVF holds {ivf.ntotal} vectors of dim {ivf.d}; expected one per id "
+                                       f"({n} ids, {len(set(ids))} distinct, vectors of shape {vectors.shape})")
+        index = cls(ivf.d, config)
+        index._store.restore(np.array(ids, dtype=object), vectors, np.ones(n, bool), n)
+        if config.kind == "auto":
+            held, trial = tuning.held_out_rows(n, config), faiss.clone_index(ivf)
+            trial.remove_ids(faiss.IDSelectorRange(n - held, n))
+            index._tuning = index._tune(index._store, structures.IVF, trial, held)
+        index._structure, index._faiss, index._trained_rows = structures.IVF, ivf, n
+        return index
+

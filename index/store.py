@@ -78,6 +78,11 @@ class RowStore:
         return self._sealed.matrix
 
     @property
+    def sealed_ids(self) -> np.ndarray:
+        """Read-only object (n_sealed,) ids of the sealed rows."""
+        return self._sealed.ids
+
+    @property
     def tail_matrix(self) -> np.ndarray:
         """Read-only float32 (n_rows - n_sealed, dim) vectors of the tail rows."""
         return self._tail.matrix

@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import bench_ann  # noqa: E402
 
-LIBRARIES = ["faiss Flat (exact)", "auto (0.95)", "HNSW-SQ8", "HNSW-Flat", "IVF-SQ8 + rerank", "IVF-PQ + rerank",
+LIBRARIES = ["faiss Flat (exact)", "auto (0.95)", "auto, loaded (mapped)", "HNSW-SQ8", "HNSW-SQ8 (bare FAISS)", "HNSW-Flat", "IVF-SQ8 + rerank", "IVF-PQ + rerank",
              "hnswlib (float32)", "usearch (f32)", "usearch (i8)"]
 
 
@@ -23,9 +23,14 @@ def test_quick_run_prints_rows_summary_and_plot(capsys: pytest.CaptureFixture[st
     assert code == 0, out
     measured, table = out.split("Summary (clustered, 3,000 items)")
     rows = re.findall(r"^(.+?) +(\d+) +([\d.]+) +(\d+) +([\d.]+) +(\d+) +(\d+)$", measured, re.M)
-    # auto is exact Flat at 3k items (one point); HNSW-SQ8 then gets its own build and sweep
-    assert [r[0] for r in rows] == LIBRARIES[:2] + [name for name in LIBRARIES[2:] for _ in range(3)]
+    # auto is exact Flat at 3k items (one point, then the same index loaded back with its vectors
+    # mapped); HNSW-SQ8 then gets its own build and sweep
+    assert [r[0] for r in rows] == LIBRARIES[:3] + [name for name in LIBRARIES[3:] for _ in range(3)]
     by_library = {name: [r for r in rows if r[0] == name] for name in LIBRARIES}
+    # the bare FAISS graph at each efSearch finds no more than FaissIndex.search (which at 3k
+    # items, under exact_filter_rows, scores every row exactly)
+    for ours, bare in zip(by_library["HNSW-SQ8"], by_library["HNSW-SQ8 (bare FAISS)"]):
+        assert bare[1] == ours[1] and 0.5 < float(bare[2]) <= float(ours[2]) == 1.0
     assert float(by_library["faiss Flat (exact)"][0][2]) == 1.0  # exact is the reference
     for name in ("HNSW-Flat", "IVF-SQ8 + rerank", "hnswlib (float32)"):
         recalls = [float(r[2]) for r in by_library[name]]
@@ -34,6 +39,9 @@ def test_quick_run_prints_rows_summary_and_plot(capsys: pytest.CaptureFixture[st
     for name in ("HNSW-SQ8", "IVF-SQ8 + rerank", "IVF-PQ + rerank"):
         index_b, ram_b = int(by_library[name][0][5]), int(by_library[name][0][6])
         assert ram_b - index_b == pytest.approx(128, abs=1)
+    # loaded back, auto answers the same and counts only its structure as in RAM (vectors mapped)
+    (built,), (loaded,) = by_library["auto (0.95)"], by_library["auto, loaded (mapped)"]
+    assert loaded[2] == built[2] and loaded[5] == loaded[6] == built[5] and int(built[6]) - int(built[5]) == 128
     hnswlib = re.search(r"^hnswlib \(float32\) +\d+ +[\d.]+ +(\d+) +1\.00 ", table, re.M)
     assert hnswlib, table  # the reference row: ratio 1.00 against itself
     for match in re.finditer(r"^(.+?) +\d+ +([\d.]+) +(\d+) +([\d.]+) +(\d+) +([\d.]+) +([\d.]+)$", table, re.M):

@@ -184,6 +184,49 @@ def test_the_budget_leaves_one_thread_per_decode_worker(monkeypatch: pytest.Monk
     assert split_budget(None, 1) == (2, 1)
 
 
+def set_cores(monkeypatch: pytest.MonkeyPatch, n: int) -> None:
+    """Make this process see `n` usable cores."""
+    monkeypatch.setattr(runtime_module.os, "sched_getaffinity", lambda _: set(range(n)), raising=False)
+
+
+def test_the_decode_pool_is_sized_from_the_cores_and_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    # cores -> (model threads, decode workers) under the defaults (threads=None, num_workers=None)
+    expected = {1: (1, 0), 2: (1, 1), 3: (2, 1), 4: (2, 2), 8: (4, 4), 16: (8, 8), 64: (56, 8)}
+    for cores, split in expected.items():
+        set_cores(monkeypatch, cores)
+        assert split_budget(None) == split, cores
+        item = ItemEncoder.from_config(EncoderConfig(image="fake-image", text="fake-text"))
+        assert item.image.decode_workers == split[1], cores
+    set_cores(monkeypatch, 8)
+    assert split_budget(3) == (2, 1)  # a budget below the cores: half of the budget
+    assert split_budget(16) == (12, 4)  # above them: half of what can run at once; the model gets the rest
+    assert split_budget(8, 6) == (2, 6) and split_budget(8, 0) == (8, 0)  # a pool asked for is taken as asked
+    assert split_budget(2, 6) == (1, 1)  # ... within the budget
+    with pytest.raises(InvalidArgumentError, match=r"num_workers must be None \(sized from the cores\) or an integer >= 0, got -1"):
+        EncoderConfig(num_workers=-1)
+    with pytest.raises(InvalidArgumentError, match=r"num_workers must be None \(sized from the cores\) or an integer >= 0, got 1.5"):
+        split_budget(4, 1.5)  # type: ignore[arg-type]
+
+
+def test_the_pipeline_starts_the_pool_sized_from_the_cores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import engine.pipeline as pipeline
+
+    started: list[int] = []
+    real = pipeline.DataLoader
+    def loader(*args: object, **kwargs: object) -> object:  # records the pool size, decodes inline
+        started.append(kwargs["num_workers"])
+        return real(*args, **{**kwargs, "num_workers": 0, "prefetch_factor": None, "timeout": 0})
+
+    monkeypatch.setattr(pipeline, "DataLoader", loader)
+    catalog = Catalog.from_file(make_toy_catalog(tmp_path))
+    for cores in (4, 8):
+        set_cores(monkeypatch, cores)
+        item = ItemEncoder.from_config(EncoderConfig(image="fake-image", text="fake-text"))
+        out = pipeline.encode_items(catalog, item, batch_size=2, num_workers=None, show_progress=False)
+        assert len(out.ids) == len(catalog)
+    assert started == [2, 4]
+
+
 def test_threads_reach_torch_onnx_runtime_and_openvino() -> None:
     seen: list[int] = []
     torch_encoder = EfficientNetLite0Encoder(pretrained=False, device="cpu", runtime="torch", threads=1)

@@ -307,3 +307,48 @@ def test_skipped_items_and_their_reasons_survive_a_resume(tmp_path: Path, monkey
     assert report.resumed == 6 and report.encoded == 4 and len(engine.index) == 9
     assert [s.item_id for s in report.skipped] == ["fruit-1"] and "f1.png" in report.skipped[0].reason
     assert engine.state.skip_reason("fruit-1") == report.skipped[0].reason
+
+
+def test_an_image_changed_between_the_kill_and_the_resume_is_encoded_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conftest import write_image
+
+    catalog, out = make_toy_catalog(tmp_path), tmp_path / "model"
+    settings = EngineConfig(encoders=EncoderConfig(image="fake-image", text="slow-text", num_workers=0, batch_size=4))
+    streaming = StreamingConfig(chunk_rows=3)
+    global _calls
+    _calls = 0
+    monkeypatch.setenv(FAIL_ENV, "2")
+    with pytest.raises(RuntimeError, match="encoder stopped"):
+        index_catalog(catalog, out, settings, show_progress=False, streaming=streaming)
+    monkeypatch.delenv(FAIL_ENV)
+    assert chunks_done(out) == 2  # chunks 0 (fruit-0..2) and 1 (fruit-3, fruit-4, tool-0) are checkpointed
+    image = tmp_path / "f1.png"  # fruit-1, in chunk 0: now a blue picture
+    before = image.stat()
+    write_image(image, (10, 10, 250))
+    os.utime(image, ns=(before.st_atime_ns, before.st_mtime_ns + 10**9))  # a later mtime, whatever the clock
+    engine, report = index_catalog(catalog, out, settings, show_progress=False, streaming=streaming)
+    # chunk 1 is taken as it was; in chunk 0 only fruit-1 is encoded again; chunks 2 and 3 (4 items) are new
+    assert (report.resumed, report.encoded, report.reused) == (3, 1 + 4, 2)
+    fresh = Engine.build(Catalog.from_file(catalog), settings, show_progress=False)
+    assert engine.index.ids == fresh.index.ids
+    np.testing.assert_allclose(engine.index.vectors(fresh.index.ids), fresh.index.vectors(fresh.index.ids), atol=1e-6)
+    assert dict(engine.state.hashes) == dict(fresh.state.hashes)
+
+
+def test_a_streamed_run_parses_the_catalog_file_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import engine.streaming as streaming_module
+
+    reads = []
+    original = streaming_module.read_table_chunks
+
+    def counted(*args: object, **kwargs: object):
+        reads.append(args[0])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(streaming_module, "read_table_chunks", counted)
+    catalog = write_catalog(tmp_path)
+    engine, report = index_catalog(catalog, tmp_path / "model", config(), show_progress=False,
+                                   streaming=StreamingConfig(chunk_rows=CHUNK))
+    assert len(reads) == 1 and report.encoded == ITEMS and len(engine.index) == ITEMS

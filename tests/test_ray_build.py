@@ -70,7 +70,11 @@ def single(catalog_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Engi
 
 @pytest.fixture(scope="module")
 def ray_built(cluster: object, catalog_file: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """`shopvec index --ray local` into a fresh folder: the folder and what the command printed."""
+    """`shopvec index --ray local --index ivf` into a fresh folder: the folder and what the command printed.
+
+    An IVF index, so the merged shards are the folder's index: with 21 items it has one list,
+    so its searches are exact and compare with the single-machine Flat index.
+    """
     out = tmp_path_factory.mktemp("ray") / "model"
     import io
     from contextlib import redirect_stdout
@@ -78,7 +82,7 @@ def ray_built(cluster: object, catalog_file: Path, tmp_path_factory: pytest.Temp
     printed = io.StringIO()
     with redirect_stdout(printed):
         code = main(["index", str(catalog_file), "--out", str(out), "--ray", "local", "--ray-actors", "2",
-                     "--ray-shards", "2", "--quiet", *CLI_ENCODERS])
+                     "--ray-shards", "2", "--quiet", *CLI_ENCODERS, "--index", "ivf"])
     assert code == 0, printed.getvalue()
     return out, printed.getvalue()
 
@@ -117,6 +121,7 @@ def test_engine_loaded_from_the_ray_folder_answers_like_the_single_machine_one(
     ray_built: tuple[Path, str], single: Engine
 ) -> None:
     engine = Engine.load(ray_built[0])
+    assert engine.index.structure == "ivf" and single.index.structure == "flat"
     for item in single.index.ids[::3]:
         ours, theirs = engine.similar(item, k=5), single.similar(item, k=5)
         assert [m.item_id for m in ours] == [m.item_id for m in theirs]
@@ -157,6 +162,41 @@ def test_python_api_returns_the_merged_ivf_of_every_indexed_item(
     _, labels = build.ivf.search(vectors[:4], 1)
     assert labels[:, 0].tolist() == [0, 1, 2, 3]  # label i is last_build.ids[i]: each finds itself
     assert build.report.cluster == "the running Ray session" and build.report.actors == 1
+
+
+def test_an_ivf_index_is_the_merged_shards_tuned_saved_and_equal_to_one_machines(
+    cluster: object, tmp_path: Path
+) -> None:
+    """kind "auto" past its IVF threshold: the folder's index is the merged IVF, tuned like one machine's."""
+    from engine.distributed import build_on_ray
+    from index import create_index
+    from index.config import IndexConfig
+
+    pd.read_csv(SAMPLE).drop(columns=["image"]).head(200).to_csv(tmp_path / "text.csv", index=False)
+    index_config = IndexConfig(kind="auto", hnsw_threshold=50, ivf_threshold=100, tune_queries=50)
+    config = EngineConfig(encoders=EncoderConfig(image=None), index=index_config)
+    build = build_on_ray(tmp_path / "text.csv", tmp_path / "model", config, show_progress=False,
+                         cluster=ClusterConfig(num_actors=1, shards=2))  # one actor: its start-up bounds the test
+    index = build.engine.index
+    assert index.structure == "ivf" and index.tuning is not None and index._faiss is build.ivf  # noqa: SLF001
+    assert "(the folder's index)" in build.report.ivf and build.report.index_type == index.describe()
+    ids = index.ids
+    assert ids == build.engine.last_build.ids and len(ids) == 200 and build.ivf.nlist == 5
+    vectors = index.vectors(ids)
+    single = create_index(vectors.shape[1], index_config)  # one machine: the same vectors added at once
+    single.add(ids, vectors)
+    assert single.structure == "ivf" and single.tuning == index.tuning  # same nprobe, same measured recall
+    assert build.ivf.nlist == single._faiss.nlist  # noqa: SLF001
+    queries = vectors[::7]
+    loaded = Engine.load(tmp_path / "model")
+    assert loaded.index.structure == "ivf" and loaded.index.describe() == index.describe()
+    for searched in (index, loaded.index):
+        scores, found = searched.search(queries, k=10)
+        s_scores, s_found = single.search(queries, k=10)
+        np.testing.assert_array_equal(found, s_found)
+        np.testing.assert_allclose(scores, s_scores, atol=1e-6)
+    item = ids[5]
+    assert [m.item_id for m in loaded.similar(item, k=5)] == [m.item_id for m in build.engine.similar(item, k=5)]
 
 
 def test_bad_addresses_and_settings_are_refused_with_what_is_expected(capsys: pytest.CaptureFixture[str]) -> None:
