@@ -171,6 +171,7 @@ def ours(name: str, config: IndexConfig, vectors: np.ndarray, queries: np.ndarra
     setting = index.tuning.value if index.tuning else 0
     variants = [(name, setting, index, ram)] if not settings or sweep_name else []
     variants += [(sweep_name or name, value, index.with_search_setting(value), ram) for value in settings]
+    (ROOT / ".cache").mkdir(exist_ok=True)  # on the disk beside the repo: /tmp may be too small at 1M
     with tempfile.TemporaryDirectory(dir=ROOT / ".cache") as tmp:
         if mapped:  # saved and loaded back: vectors.npy is memory-mapped, only the structure is read in
             log(f"  saving and loading {name} ...")
