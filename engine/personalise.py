@@ -189,9 +189,9 @@ class Personaliser:
             return {}
         per_item = max(10, config.n_candidates // len(recent))
         # One batch of up to `recent_items` queries, on one FAISS thread: spread over two OpenMP
-        # threads on a busy machine it took 1.7x as long (36.0 vs 21.7 ms p50 at 1M items, load 13;
-        # `benchmarks/bench_engine.py --items` prints both), and a server answers requests from
-        # several threads anyway. Results are the same either way.
+        # threads on a busy machine it took 1.7x as long (36.0 vs 21.7 ms p50 at 1M items, load 13),
+        # though on an idle one 0.55x (3.8 vs 6.9 ms; `benchmarks/bench_engine.py --items` prints
+        # both); a server answers concurrent requests on threads of their own. Same results either way.
         with one_thread():
             scores, ids = self.index.search(
                 self.index.vectors(recent), per_item, id_filter, rerank_factor=config.candidate_rerank_factor
