@@ -69,9 +69,7 @@ def search_one(
         labels = labels[labels >= 0]
         if len(labels) < k:
             return None
-    exact = matrix[labels] @ query
-    order = np.argsort(-exact, kind="stable")[:k]
-    return exact[order][None, :], labels[order][None, :]
+    return rerank(matrix, query[None, :], labels[None, :], k)  # k or more candidates: no padding
 
 
 @contextmanager
