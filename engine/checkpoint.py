@@ -195,11 +195,7 @@ class Checkpoint:
         _write(stem.with_suffix(".npy"), lambda fh: np.save(fh, np.ascontiguousarray(vectors, dtype=np.float32)))
         _write(stem.with_suffix(".json"), lambda fh: fh.write(json.dumps(chunk.to_dict()).encode()))
         fsync_dir(self.folder)
-        state = {"format": FORMAT, "fingerprint": self.key, "chunks": chunk.number + 1,
-                 "rows": self.rows_done + chunk.rows}
-        _write(self.folder / CHECKPOINT, lambda fh: fh.write(json.dumps(state).encode()))
-        fsync_dir(self.folder)
-        self.chunks.append(chunk)
+        self._commit([*self.chunks, chunk])
 
     def truncate(self, n: int) -> list[ChunkRecord]:
         """Keep only the first `n` finished chunks (the checkpoint file is replaced first); returns the others.
@@ -209,12 +205,15 @@ class Checkpoint:
         """
         dropped = self.chunks[n:]
         if dropped:
-            kept = self.chunks[:n]
-            state = {"format": FORMAT, "fingerprint": self.key, "chunks": n, "rows": sum(c.rows for c in kept)}
-            _write(self.folder / CHECKPOINT, lambda fh: fh.write(json.dumps(state).encode()))
-            fsync_dir(self.folder)
-            self.chunks = kept
+            self._commit(self.chunks[:n])
         return dropped
+
+    def _commit(self, chunks: list[ChunkRecord]) -> None:
+        """Replace the checkpoint file so that it names `chunks` (whose files are written), then adopt them."""
+        state = {"format": FORMAT, "fingerprint": self.key, "chunks": len(chunks), "rows": sum(c.rows for c in chunks)}
+        _write(self.folder / CHECKPOINT, lambda fh: fh.write(json.dumps(state).encode()))
+        fsync_dir(self.folder)
+        self.chunks = chunks
 
     def gather(self, dim: int) -> np.ndarray:
         """Every finished chunk's vectors in order, in one memory-mapped float32 file of the work folder."""
