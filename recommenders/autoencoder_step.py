@@ -4,10 +4,13 @@ The network is four linear layers with tanh between them, so each gradient has a
 form. Writing them out (checked against autograd in `tests/test_autoencoders.py`) saves,
 per step at 9.7k items:
 
-* the sparse first layer, forward and weight gradient, as embedding bags (FBGEMM's kernel):
-  autograd's backward of `torch.sparse.mm` also made a dense (items x users) @ (users x
-  hidden) product, as costly as the decoder's, and `torch.sparse.mm` itself was 10-30x
-  slower than the bag on a 610-user, 9.7k-item batch (one-off timings on a loaded machine);
+* the sparse first layer: its forward as an embedding bag (FBGEMM's kernel) and its weight
+  gradient as one CSR-by-dense product (the batch sorted by item) written into a reused
+  buffer. Autograd's backward of `torch.sparse.mm` also made a dense (items x users) @
+  (users x hidden) product, as costly as the decoder's, and `torch.sparse.mm` itself was
+  10-30x slower than the bag on a 610-user, 9.7k-item batch (one-off timings on a loaded
+  machine). An embedding bag for the gradient too was 1.7 ms against the CSR product's 3.0,
+  but its fresh 23 MB output now and then cost ~4k page faults, about 15 ms a step;
 * the gradient buffers, reused from step to step (`StepBuffers`) and written in place by
   `torch.mm(..., out=)`: no fresh 23 MB tensors to page in, zero, accumulate and copy into
   the transposed first-layer layout every step;
@@ -19,6 +22,7 @@ The arithmetic is the same as the autograd step's, up to float rounding.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
@@ -130,12 +134,15 @@ def vae_step(network: nn.Module, batch: sp.csr_matrix, beta: float, buffers: Ste
         torch.sum(g_out, dim=0, out=buffers.grad_for("encoder_out.bias", enc2.bias))
         g_a1 = torch.mm(g_out, enc2.weight).mul_(1.0 - h1 * h1)
         torch.sum(g_a1, dim=0, out=buffers.grad_for("encoder_hidden.bias", enc1.bias))
-        # dropped^T @ g_a1 into the (items, hidden) memory under the (hidden, items) weight view:
-        # the batch's entries sorted by item are each item's bag of (user, dropped value).
+        # dropped^T @ g_a1 into the (items, hidden) memory under the (hidden, items) weight view,
+        # a reused buffer: the batch's entries sorted by item are the rows of dropped^T (CSR).
         by_item = torch.sort(cols, stable=True).indices
-        item_offsets = torch.zeros(n_items, dtype=torch.int64)
-        item_offsets[1:] = torch.bincount(cols, minlength=n_items)[:-1].cumsum(0)
-        enc1.weight.grad = F.embedding_bag(
-            rows[by_item], g_a1, item_offsets, mode="sum", per_sample_weights=dropped[by_item]
-        ).T
+        item_ptr = torch.zeros(n_items + 1, dtype=torch.int64)
+        torch.cumsum(torch.bincount(cols, minlength=n_items), 0, out=item_ptr[1:])
+        with warnings.catch_warnings():  # torch's once-per-process note that CSR support is in beta
+            warnings.simplefilter("ignore", UserWarning)
+            by_item_matrix = torch.sparse_csr_tensor(
+                item_ptr, rows[by_item], dropped[by_item], (n_items, n), check_invariants=False
+            )
+        torch.mm(by_item_matrix, g_a1, out=buffers.grad_for("encoder_hidden.weight", enc1.weight).T)
     return loss

@@ -184,6 +184,7 @@ class _AutoencoderRecommender(Recommender):
         self.network: MultVAENetwork | None = None
         self._encoder_t: np.ndarray | None = None  # see _encoder_by_item
         self._buffers = StepBuffers()
+        self._by_item: nn.Parameter | None = None  # the first layer's weight as Adam sees it (see _optimizer)
 
     # ----- training -------------------------------------------------------
     def fit(
@@ -213,6 +214,7 @@ class _AutoencoderRecommender(Recommender):
         self._train_epochs(train, validation, run_epoch, warmup_epochs=self.config.warmup_epochs)
         self._encoder_t = None  # the best epoch's weights may have been put back
         self._buffers = StepBuffers()  # the fitted model keeps no gradients (about 2x the weights)
+        self._by_item = None
         self.network.zero_grad(set_to_none=True)
         self.network.eval()
         return self
@@ -223,7 +225,12 @@ class _AutoencoderRecommender(Recommender):
 
     def _optimizer(self, network: MultVAENetwork) -> torch.optim.Optimizer:
         """Adam with L2 on the weight matrices only, as the official code penalises weights, not biases."""
-        weights = [p for n, p in network.named_parameters() if n.endswith("weight")]
+        # The first layer's weight goes in as its item-major memory (a Parameter over the same
+        # storage, `_by_item`): fused Adam on the strided (hidden, items) view copied it in and out
+        # each step, 13.5 ms against 3.1 ms for 9,724 x 600 weights.
+        self._by_item = nn.Parameter(network.encoder_hidden.weight.detach().T)
+        weights = [p for n, p in network.named_parameters() if n.endswith("weight") and n != "encoder_hidden.weight"]
+        weights.append(self._by_item)
         biases = [p for n, p in network.named_parameters() if n.endswith("bias")]
         groups = [{"params": weights, "weight_decay": self.config.weight_decay}, {"params": biases, "weight_decay": 0.0}]
         return adam(groups, lr=self.config.lr)
@@ -243,6 +250,8 @@ class _AutoencoderRecommender(Recommender):
             # (`vae_step`, checked against autograd's of forward_sparse in the tests).
             batch = self.train_matrix[order[start : start + self.config.batch_size]]
             loss = vae_step(self.network, batch, self._beta(step), buffers)
+            assert self._by_item is not None
+            self._by_item.grad = self.network.encoder_hidden.weight.grad.T  # contiguous: see _optimizer
             optimizer.step()
             step += 1
             total += loss * batch.shape[0]
