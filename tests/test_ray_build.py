@@ -199,6 +199,54 @@ def test_an_ivf_index_is_the_merged_shards_tuned_saved_and_equal_to_one_machines
     assert [m.item_id for m in loaded.similar(item, k=5)] == [m.item_id for m in build.engine.similar(item, k=5)]
 
 
+def test_an_aligned_pq_ivf_built_on_ray_is_the_single_machine_one(cluster: object, tmp_path: Path) -> None:
+    """Images and text, so the alignment is fitted before the shards are filled, and IVF with PQ codes.
+
+    90 items with a photo and a text and 8 with text only (their image slot is predicted), kind
+    "auto" past its IVF threshold with `ivf_codes="pq"`: the Ray folder's index is the merged
+    IVF-PQ over the aligned vectors, tuned as one machine tunes it, and its alignment and vectors
+    are the single-machine build's.
+    """
+    from encoders.alignment import AlignmentConfig
+    from engine.distributed import build_on_ray
+    from index import create_index
+    from index.config import IndexConfig
+
+    (tmp_path / "images").mkdir()
+    frame = pd.read_csv(SAMPLE).iloc[::3].head(98).reset_index(drop=True)
+    for name in frame["image"]:
+        shutil.copy(SAMPLE.parent / name, tmp_path / name)
+    frame.loc[90:, "image"] = None  # the last 8: text only
+    frame.to_csv(tmp_path / "items.csv", index=False)
+    index_config = IndexConfig(kind="auto", hnsw_threshold=20, ivf_threshold=40, ivf_codes="pq", tune_queries=16)
+    config = EngineConfig(encoders=CONFIG.encoders, index=index_config, alignment=AlignmentConfig(min_pairs=20))
+    build = build_on_ray(tmp_path / "items.csv", tmp_path / "ray", config, show_progress=False,
+                         cluster=ClusterConfig(num_actors=1, shards=2))
+    single, _ = index_catalog(tmp_path / "items.csv", tmp_path / "single", config, show_progress=False)
+
+    index, fitted = build.engine.index, build.engine.state.fitted
+    assert fitted is not None and fitted.alignment is not None
+    assert fitted.describe() == single.state.fitted.describe() == (
+        "aligned on 90 items with image and text; 8 items have a predicted slot")
+    assert dict(fitted.predicted) == dict(single.state.fitted.predicted) == {i: "image" for i in frame["id"][90:]}
+    assert build.report.ivf == "IVF2,PQ of 98 vectors (the folder's index)" and index._faiss is build.ivf  # noqa: SLF001
+    assert index.structure == single.index.structure == "ivf" and index.tuning.value == single.index.tuning.value
+    ids = index.ids
+    assert ids == single.index.ids
+    vectors = index.vectors(ids)
+    np.testing.assert_allclose(vectors, single.index.vectors(ids), atol=1e-4)  # aligned, completed: as one machine's
+    one_machine = create_index(vectors.shape[1], index_config)  # the Ray build's vectors added at once
+    one_machine.add(ids, vectors)
+    assert one_machine.structure == "ivf" and one_machine.tuning == index.tuning
+    loaded = Engine.load(tmp_path / "ray")
+    assert loaded.index.describe() == index.describe() and dict(loaded.state.fitted.predicted) == dict(fitted.predicted)
+    for searched in (index, loaded.index):
+        scores, found = searched.search(vectors[::5], k=10)
+        s_scores, s_found = one_machine.search(vectors[::5], k=10)
+        np.testing.assert_array_equal(found, s_found)
+        np.testing.assert_allclose(scores, s_scores, atol=1e-6)
+
+
 def test_bad_addresses_and_settings_are_refused_with_what_is_expected(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(ValueError, match=r"ClusterConfig.address 'not an address' is not a Ray address; expected "
                                          r"'local', 'auto', 'ray://HOST:PORT' or 'HOST:PORT'"):
