@@ -13,12 +13,14 @@ quality one), 200 candidates per request, for a known user.
 --items N: one synthetic catalog of N items (e.g. 1,000,000, at --dim 128 so that the
 vectors fit beside everything else on a 24 GiB machine), the default index config (auto:
 structure by size, tuned to recall@10 0.95); p50/p95 of similar() (recall@10 against the
-exact answer) and of recommend(history=10 items) (an anonymous visitor: the content path,
-no model to fit at this size), plus the time to build the engine (catalog, then index) and
-the first (cold) call of each. Each row also gives the process's CPU time per request (what an
-idle core would take), and the baseline in the same run: recommend()'s candidate search on one
-FAISS thread, as the engine runs it, against FAISS's default threads, then at narrower HNSW
-beams with its recall of the exact neighbours (not a default: the speed a beam would buy).
+exact answer) and of recommend(history=10 items) (an anonymous visitor: the content path),
+plus the time to build the engine (catalog, then index) and the first (cold) call of each.
+Each row also gives the process's CPU time per request (what an idle core would take), and
+the baseline in the same run: recommend()'s candidate search on one FAISS thread, as the
+engine runs it, against FAISS's default threads, then at narrower HNSW beams with its
+recall of the exact neighbours (not a default: the speed a beam would buy). Last, the
+recommend() rows of the 100k run at this size: a known user, with the model fitted on the
+simulated log (2,000 users x 20 events).
 
 Usage:
     .venv/bin/python benchmarks/bench_engine.py            # 10k and 100k
@@ -140,6 +142,8 @@ def bench_large(n: int, dim: int, n_q: int) -> int:
     ratio = np.median(searches[1][0]) / np.median(searches[0][0])
     print(f"(one thread / default threads, p50: {ratio:.2f}; load average {os.getloadavg()[0]:.1f})", flush=True)
     candidate_beams(engine, vectors, histories[:100])
+    print("recommend(user) with a trained model (the rows of the 100k run, at this size):", flush=True)
+    bench_recommend(engine, vectors, rng, n_q)
     return 0
 
 

@@ -37,9 +37,12 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
         "b2048_lr1e-3": {"lr": 1e-3},
         "b512_lr1e-3": {"batch_size": 512, "lr": 1e-3, "warmup_epochs": 20, "epochs": 200},
         "b2048_anneal300": {"anneal_steps": 300},
+        # The output layer's products in float32 on every CPU (before "auto" chose bfloat16).
+        "float32": {"decoder_precision": "float32"},
     },
     "multdae": {
         "current": {},
+        "float32": {"decoder_precision": "float32"},
         "b2048_lr3e-3": {"batch_size": 2048, "lr": 3e-3, "warmup_epochs": 60, "epochs": 300},
     },
     "neumf": {

@@ -28,11 +28,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .autoencoder_step import StepBuffers, vae_step
+from core.errors import InvalidArgumentError
+
+from .autoencoder_step import StepBuffers, native_bfloat16, vae_step
 from .base import Recommender
 from .config import ModelConfig, check_fraction, check_non_negative, check_positive
 from .data import InteractionData, history_matrix
 from .training import adam
+
+DECODER_PRECISIONS = ("auto", "float32", "bfloat16")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +57,9 @@ class MultDAEConfig(ModelConfig):
         warmup_epochs: epochs trained before validation is consulted (as LightGCN's): with few
             steps an epoch, the first epochs' popularity-like scores make an early validation
             peak that early stopping would otherwise keep.
+        decoder_precision: "float32", "bfloat16" (the output layer's products while training,
+            see `recommenders.autoencoder_step`; scoring stays float32) or "auto": bfloat16
+            where the CPU multiplies it natively (AVX-512 BF16, AMX), else float32.
     """
 
     epochs: int = 200
@@ -64,9 +71,13 @@ class MultDAEConfig(ModelConfig):
     weight_decay: float = 1e-4
     batch_size: int = 100
     warmup_epochs: int = 0
+    decoder_precision: str = "auto"
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
+        if self.decoder_precision not in DECODER_PRECISIONS:
+            raise InvalidArgumentError(f"{owner} decoder_precision must be one of {', '.join(DECODER_PRECISIONS)}, "
+                                       f"got {self.decoder_precision!r}")
         check_non_negative(owner, self, ("warmup_epochs",))
         check_positive(owner, self, ("hidden_dim", "latent_dim", "batch_size", "epochs"), ())
         check_fraction(owner, self, ("dropout",))
@@ -245,11 +256,13 @@ class _AutoencoderRecommender(Recommender):
         order = rng.permutation(users)
         total = 0.0
         buffers = self._buffers
+        precision = self.config.decoder_precision
+        low = precision == "bfloat16" or (precision == "auto" and native_bfloat16())
         for start in range(0, len(order), self.config.batch_size):
             # `MultVAENetwork.forward_sparse` and the loss, with the gradients written out
             # (`vae_step`, checked against autograd's of forward_sparse in the tests).
             batch = self.train_matrix[order[start : start + self.config.batch_size]]
-            loss = vae_step(self.network, batch, self._beta(step), buffers)
+            loss = vae_step(self.network, batch, self._beta(step), buffers, low)
             assert self._by_item is not None
             self._by_item.grad = self.network.encoder_hidden.weight.grad.T  # contiguous: see _optimizer
             optimizer.step()

@@ -80,6 +80,7 @@ def test_dae_code_is_deterministic_and_vae_has_a_variance() -> None:
         ({"latent_dim": 0}, "latent_dim must be a positive integer, got 0"),
         ({"beta_max": -1.0}, "beta_max must be >= 0, got -1.0"),
         ({"anneal_steps": 0}, "anneal_steps must be a positive integer, got 0"),
+        ({"decoder_precision": "half"}, "decoder_precision must be one of auto, float32, bfloat16, got 'half'"),
     ],
 )
 def test_bad_config_is_named(overrides: dict[str, object], message: str) -> None:
@@ -116,19 +117,22 @@ def test_encoder_weights_are_item_major_and_old_layouts_load() -> None:
         torch.testing.assert_close(other(x)[0], net(x)[0])
 
 
-def test_full_batch_vae_still_learns_the_groups() -> None:
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_full_batch_vae_still_learns_the_groups(precision: str) -> None:
     """One step an epoch (every user in one batch, as RecBole's default does) still separates the groups."""
     data = two_groups()
-    model = MultVAE(**{**TINY, "batch_size": 2048, "epochs": 150, "lr": 1e-2}).fit(data)
+    model = MultVAE(**{**TINY, "batch_size": 2048, "epochs": 150, "lr": 1e-2, "decoder_precision": precision}).fit(data)
     scores = model.score(np.arange(20))
     own = np.array([scores[u, (0 if u < 10 else 6) + u % 6] for u in range(20)])  # each user's missing item
     other = np.array([scores[u, (6 if u < 10 else 0) : (12 if u < 10 else 6)].max() for u in range(20)])
     assert (own > other).mean() >= 0.9
 
 
+@pytest.mark.parametrize("low_precision", [False, True])
 @pytest.mark.parametrize("variational", [True, False])
-def test_written_out_step_equals_autograd(variational: bool) -> None:
-    """`vae_step`'s loss and every parameter's gradient equal autograd's of the network's own forward pass."""
+def test_written_out_step_equals_autograd(variational: bool, low_precision: bool) -> None:
+    """`vae_step`'s loss and every parameter's gradient equal autograd's of the network's own forward pass;
+    with the output layer's products in bfloat16, to bfloat16's precision (3 significant digits)."""
     torch.manual_seed(0)
     net = MultVAENetwork(n_items=12, hidden_dim=8, latent_dim=4, dropout=0.5, variational=variational).train()
     rows = two_groups().csr()[[0, 3, 15, 19]]
@@ -147,11 +151,17 @@ def test_written_out_step_equals_autograd(variational: bool) -> None:
     buffers = StepBuffers()
     for _ in range(2):  # the second step reuses the buffers: nothing may accumulate
         torch.manual_seed(1)  # the same dropout mask and noise
-        got = vae_step(net, rows.astype(np.float32), beta, buffers)
-    assert got == pytest.approx(float(loss.detach()), rel=1e-5)
+        got = vae_step(net, rows.astype(np.float32), beta, buffers, low_precision)
+    assert got == pytest.approx(float(loss.detach()), rel=1e-3 if low_precision else 1e-5)
     for name, p in net.named_parameters():
-        torch.testing.assert_close(p.grad, expected[name], rtol=1e-5, atol=1e-6, msg=name)
+        want = expected[name]
+        if low_precision:
+            torch.testing.assert_close(p.grad, want, rtol=2e-2, atol=2e-2 * float(want.abs().max()), msg=name)
+        else:
+            torch.testing.assert_close(p.grad, want, rtol=1e-5, atol=1e-6, msg=name)
         assert p.grad.stride() == p.stride(), name  # laid out like the parameter (fused Adam reads both alike)
+    if low_precision:  # the output layer's weight gradient really went through bfloat16
+        assert not torch.equal(net.decoder_out.weight.grad, expected["decoder_out.weight"])
 
 
 def test_adam_over_the_item_major_first_layer_equals_adam_over_the_network() -> None:

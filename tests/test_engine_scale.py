@@ -160,3 +160,5 @@ def test_large_benchmark_prints_each_row(capsys: pytest.CaptureFixture[str]) -> 
     assert re.search(r"one thread / default threads, p50: [\d.]+; load average", out)
     beams = [r for r in rows if r[0].startswith("candidate search, efSearch")]
     assert len(beams) >= 2 and all(0.5 <= float(r[4]) <= 1.0 for r in beams)  # recall of the exact neighbours
+    known = re.findall(r"^recommend +6,000 +neumf, \+(\d+) model +([\d.]+) +([\d.]+)", out, re.M)  # a known user
+    assert len(known) == 2 and known[1][0] == "0" and all(float(p99) >= float(p50) > 0 for _, p50, p99 in known), out
