@@ -90,3 +90,30 @@ def test_validate_every_must_be_a_positive_integer(bad: object) -> None:
     with pytest.raises(InvalidArgumentError, match=f"validate_every must be a positive integer, got {bad!r}"):
         model = _Scripted(SCORES, epochs=2, show_progress=False)
         model.fit(TRAIN, VALIDATION, validate_every=bad)  # type: ignore[arg-type]
+
+
+class _Counting(_Scripted):
+    """The base class's own `_monitor`, counting the users it scores."""
+
+    def _monitor(self, train: InteractionData, validation: InteractionData, stop_on: str) -> tuple[str, float, float]:
+        return Recommender._monitor(self, train, validation, stop_on)
+
+    def _score_users(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
+        self.validated.extend(users.tolist())
+        return np.zeros((len(users), self.n_items))
+
+
+@pytest.mark.parametrize(("n_items", "ranked"), [(100, 300), (250, 200), (10_000, 100)])
+def test_early_stopping_ranks_at_most_a_budget_of_scores(monkeypatch: pytest.MonkeyPatch, n_items: int,
+                                                         ranked: int) -> None:
+    """At most VALIDATION_USERS users, and users x items within VALIDATION_SCORES, but at least MIN_VALIDATION_USERS."""
+    import recommenders.base as base
+
+    monkeypatch.setattr(base, "VALIDATION_USERS", 300)
+    monkeypatch.setattr(base, "VALIDATION_SCORES", 50_000)
+    monkeypatch.setattr(base, "MIN_VALIDATION_USERS", 100)
+    users = np.arange(400)
+    train = InteractionData.from_arrays(users, users % n_items, n_users=400, n_items=n_items)
+    validation = InteractionData.from_arrays(users, (users + 1) % n_items, n_users=400, n_items=n_items)
+    model = _Counting([0.0], epochs=1, show_progress=False).fit(train, validation)
+    assert len(model.validated) == len(set(model.validated)) == ranked
