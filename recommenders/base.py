@@ -204,7 +204,8 @@ class Recommender(ABC):
         """The validation metric early stopping reads: (its name, its value, a score where higher is better).
 
         "ndcg": NDCG@10 over the full catalogue, each user's training items masked, ranked by
-        the routine the evaluation uses (`metrics.rank_users`); "rmse": `predict_ratings`' RMSE.
+        the routine the evaluation uses (`metrics.rank_users`), for a fixed sample of at most
+        `validation_users(n_items)` validation users; "rmse": `predict_ratings`' RMSE.
         """
         if stop_on == "rmse":
             error = rmse(self, validation)
