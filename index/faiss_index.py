@@ -157,7 +157,7 @@ class FaissIndex(VectorIndex):
             self._rebuild()
         elif self.tail_size > self.config.tail_rows:
             assert self._faiss is not None
-            self._faiss = structures.extend(self._faiss, self._store.tail_matrix)
+            self._faiss = structures.extend(self._faiss, self._store.tail_matrix, self._store.n_sealed)
             self._store.seal()
 
     def _remove(self, ids: list[str]) -> None:
@@ -202,7 +202,7 @@ class FaissIndex(VectorIndex):
             if tuned:
                 fitted = self._tune(store, structure, built, held)
             if held:
-                built.add(store.sealed_matrix[store.n_rows - held :])
+                structures.add_rows(built, store.sealed_matrix[store.n_rows - held :], store.n_rows - held)
         self._store, self._structure, self._faiss, self._trained_rows = store, structure, built, store.n_rows
         self._tuning = fitted
 

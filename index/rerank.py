@@ -69,7 +69,10 @@ def search_one(
         labels = labels[labels >= 0]
         if len(labels) < k:
             return None
-    return rerank(matrix, query[None, :], labels[None, :], k)  # k or more candidates: no padding
+    # `rerank` for one query with k or more candidates, without its padding: fewer NumPy calls.
+    exact = matrix[labels] @ query
+    top = np.argsort(-exact, kind="stable")[:k]
+    return exact[top][None, :], labels[top][None, :]
 
 
 @contextmanager
