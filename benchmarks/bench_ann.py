@@ -5,6 +5,9 @@ Same vectors, same run, one library at a time (built, measured, freed). For each
 over its search parameter (efSearch, nprobe), queries one at a time on one thread (q/s of
 the fastest of 3 passes over the queries).
 
+Library "hnsw-sq8-unordered" (not in the default list) is HNSW-SQ8 with `IndexConfig(layout_rows=0)`: the graph in
+insertion order rather than laid out by cluster, so the same run shows what the layout gains.
+
 Data sets (`--data`):
 - clustered: synthetic unit vectors, cluster centre + low-rank spread + noise
   (`bench_index.clustered_embeddings`); queries are further draws, not stored.
@@ -300,6 +303,8 @@ def run(data: str, n: int, dim: int, n_queries: int, quick: bool, threads: int, 
                                                       mapped=MAPPED),
         "hnsw-sq8": lambda: None if structure_for(n, auto) == "hnsw" else ours(
             "HNSW-SQ8", IndexConfig(kind="hnsw", storage="sq8", **common), vectors, queries, truth, ef, emit),
+        "hnsw-sq8-unordered": lambda: ours("HNSW-SQ8, insertion order", IndexConfig(kind="hnsw", storage="sq8", layout_rows=0,
+                                                                            **common), vectors, queries, truth, ef, emit),
         "hnsw-flat": lambda: ours("HNSW-Flat", IndexConfig(kind="hnsw", storage="flat", **common), vectors, queries,
                                   truth, ef, emit),
         "ivf-sq8": lambda: ours("IVF-SQ8 + rerank", IndexConfig(kind="ivf", ivf_codes="sq8", **common), vectors,
@@ -373,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=1_000)
     parser.add_argument("--data", default="clustered,films", help="comma-separated: clustered, films")
     parser.add_argument("--threads", type=int, default=0, help="build threads (0: all cores)")
-    parser.add_argument("--libraries", default=",".join(LIBRARIES), help=f"comma-separated subset of {','.join(LIBRARIES)}")
+    parser.add_argument("--libraries", default=",".join(LIBRARIES), help=f"comma-separated, of {','.join(LIBRARIES)},hnsw-sq8-unordered")
     parser.add_argument("--plot", default="", help="write the recall / q/s plot here (png)")
     parser.add_argument("--quick", action="store_true", help="3k items of dim 32, 50 queries, clustered, few settings")
     args = parser.parse_args(argv)
@@ -384,9 +389,9 @@ def main(argv: list[str] | None = None) -> int:
     log(f"bench_ann: n={n:,} dim={dim} queries={n_queries} build threads={threads}; search: 1 thread, "
         f"1 query at a time, best of {PASSES} passes; HNSW M={HNSW_M} efConstruction={EF_CONSTRUCTION} everywhere")
     libraries = args.libraries.split(",")
-    unknown = sorted(set(libraries) - set(LIBRARIES))
+    unknown = sorted(set(libraries) - set(LIBRARIES) - {"hnsw-sq8-unordered"})
     if unknown:
-        parser.error(f"unknown libraries {unknown}; valid: {', '.join(LIBRARIES)}")
+        parser.error(f"unknown libraries {unknown}; valid: {', '.join(LIBRARIES)}, hnsw-sq8-unordered")
     results = {name: run(name, n, dim, n_queries, args.quick, threads, libraries) for name in data}
     if args.plot:
         plot(results, Path(args.plot), n)

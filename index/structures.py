@@ -5,8 +5,8 @@ A built structure is never changed: `extend` returns a new one.
 
 Memory layout of a large graph: a search hops between neighbours, and each hop reads a
 node's codes and links. In insertion order neighbours lie anywhere in memory, so nearly
-every hop misses the CPU caches and the TLB. An HNSW of at least `LAYOUT_MIN_ROWS` rows is
-therefore laid out in the order of a k-means clustering of its vectors (`memory_order`,
+every hop misses the CPU caches and the TLB. An HNSW of at least `IndexConfig.layout_rows` rows
+is therefore laid out in the order of a k-means clustering of its vectors (`memory_order`,
 FAISS `permute_entries`): near vectors sit near each other. The graph itself is unchanged;
 FAISS `IndexIDMap` maps each position back to its store row (8 bytes per row), so labels
 stay store rows (selectors too: FAISS translates them). Measured in
@@ -28,7 +28,6 @@ IVF = "ivf"
 
 _QUANTIZERS = {"sq8": faiss.ScalarQuantizer.QT_8bit, "fp16": faiss.ScalarQuantizer.QT_fp16}
 
-LAYOUT_MIN_ROWS = 50_000  # smaller graphs (codes and links < ~20 MB at dim 128) stay in cache anyway
 LAYOUT_CLUSTER_ROWS = 256  # rows per layout cluster: ~100 KB of codes and links at dim 128
 LAYOUT_MAX_CLUSTERS = 4096
 LAYOUT_DIMS = 32  # the layout's k-means runs on this many PCA dimensions: its cost does not grow with dim
@@ -58,7 +57,7 @@ def build(structure: str, matrix: np.ndarray, config: IndexConfig, held_out: int
         sample = training_sample(matrix, config, rows)
         index.train(sample if len(sample) > 1 else np.repeat(sample, 2, axis=0))  # PQ needs 2 rows for 1 bit
     n = len(matrix) - held_out
-    if structure == HNSW and n >= LAYOUT_MIN_ROWS:
+    if structure == HNSW and 0 < config.layout_rows <= n:
         return _laid_out_graph(index, matrix[:n], config)
     if n > 0:
         index.add(matrix[:n])

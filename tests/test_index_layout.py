@@ -20,9 +20,9 @@ MORE = [f"m{n}" for n in range(1_100)]  # more than tail_rows: the structure is 
 
 def built(laid_out: bool, monkeypatch: pytest.MonkeyPatch, **settings: object) -> FaissIndex:
     """An HNSW over VECTORS[:N], laid out (small clusters, so the test stays small) or in insertion order."""
-    monkeypatch.setattr(structures, "LAYOUT_MIN_ROWS", 1_000 if laid_out else 10**9)
     monkeypatch.setattr(structures, "LAYOUT_CLUSTER_ROWS", 32)
-    config = IndexConfig(**{"kind": "hnsw", "hnsw_m": 8, "ef_construction": 40, "train_rows": 2_000, **settings})  # type: ignore[arg-type]
+    config = IndexConfig(**{"kind": "hnsw", "hnsw_m": 8, "ef_construction": 40, "train_rows": 2_000,  # type: ignore[arg-type]
+                            "layout_rows": 1_000 if laid_out else 0, **settings})
     index = FaissIndex(DIM, config)
     index.add(IDS, VECTORS[:N])
     return index
