@@ -9,8 +9,10 @@ every hop misses the CPU caches and the TLB. An HNSW of at least `IndexConfig.la
 is therefore laid out in the order of a k-means clustering of its vectors (`memory_order`,
 FAISS `permute_entries`): near vectors sit near each other. The graph itself is unchanged;
 FAISS `IndexIDMap` maps each position back to its store row (8 bytes per row), so labels
-stay store rows (selectors too: FAISS translates them). Measured in
-`benchmarks/bench_ann.py` (docs/evaluation.md, "Index at a million items").
+stay store rows (selectors too: FAISS swaps a translating selector into the call's parameters
+for the call, safe because parameters with a selector are made per search, `search_params`).
+`benchmarks/bench_layout.py` times one graph in both orders (docs/evaluation.md, "Index at a
+million items", table 7).
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ def memory_order(matrix: np.ndarray, config: IndexConfig) -> np.ndarray:
     """The rows of `matrix` grouped by k-means cluster (int64, a permutation), for a graph's layout.
 
     About `LAYOUT_CLUSTER_ROWS` rows per cluster, at most `LAYOUT_MAX_CLUSTERS`, clustered
-    on the first `LAYOUT_DIMS` principal components (seeded sample of `config`): ~5 s at 1M rows.
+    on the first `LAYOUT_DIMS` principal components (seeded sample of `config`): ~3 s at 1M rows.
 
     Example:
         >>> memory_order(np.eye(3, dtype=np.float32), IndexConfig()).tolist()
