@@ -86,7 +86,7 @@ def held_out_rows(n: int, config: IndexConfig) -> int:
 
     Example:
         >>> held_out_rows(1_000_000, IndexConfig()), held_out_rows(300, IndexConfig())
-        (500, 75)
+        (1000, 75)
     """
     return min(config.tune_queries, n // 4)
 

@@ -48,7 +48,7 @@ def test_auto_hnsw_meets_the_target_on_unseen_queries(target: float, data: tuple
     index = FaissIndex(DIM, IndexConfig(hnsw_threshold=1_000, hnsw_m=16, target_recall=target))
     index.add(ids, vectors)
     assert index.structure == "hnsw" and index.tuning is not None
-    assert index.tuning.parameter == "efSearch" and index.tuning.queries == 500  # rows held out of the build
+    assert index.tuning.parameter == "efSearch" and index.tuning.queries == 1_000  # rows held out of the build
     assert index.tuning.measured_recall >= target
     assert held_out_recall(index, ids, vectors, queries) >= target - 0.02
 
@@ -89,7 +89,7 @@ def test_tuning_is_saved_shown_and_loaded(data: tuple[list[str], np.ndarray, np.
     text = index.describe()
     assert text == (
         f"HNSW-SQ8 M=16, efSearch {tuned.value} tuned for recall@10 0.95 "
-        f"(measured {tuned.measured_recall:.3f} on 500 held-out queries); 5,000 items"
+        f"(measured {tuned.measured_recall:.3f} on 1000 held-out queries); 5,000 items"
     )
     index.save(tmp_path / "idx")
     manifest = json.loads((model_folder(tmp_path / "idx") / "manifest.json").read_text())
@@ -127,7 +127,7 @@ def test_retuned_on_rebuild_kept_on_extend(data: tuple[list[str], np.ndarray, np
     assert index.tail_size == 0 and index.tuning is first
     fork = index.fork()
     fork.remove(ids[:2_000])  # past rebuild_fraction: compacted, rebuilt and retuned
-    assert fork.tuning is not first and fork.tuning is not None and fork.tuning.queries == 500
+    assert fork.tuning is not first and fork.tuning is not None and fork.tuning.queries == len(fork) // 4
     assert index.tuning is first  # the original keeps its own
 
 
@@ -159,7 +159,7 @@ def test_tune_picks_the_cheapest_setting_that_meets_the_target() -> None:
     assert hopeless.value == 2 and hopeless.measured_recall == 0.0 and not hopeless.met
     assert recall_at_k(exact[:5, :10], exact[:5, :10]) == 1.0
     assert grid("ivf", 10) == (1, 2, 3, 4, 6, 8, 10)
-    assert held_out_rows(1_000_000, IndexConfig()) == 500 and held_out_rows(300, IndexConfig()) == 75
+    assert held_out_rows(1_000_000, IndexConfig()) == 1_000 and held_out_rows(300, IndexConfig()) == 75
     assert Tuning.from_dict({"parameter": "nprobe", "value": 3, "target_recall": 0.9, "measured_recall": 0.91,
                              "queries": 50, "k": 10}) == Tuning("nprobe", 3, 0.9, 0.91, 50)
 
