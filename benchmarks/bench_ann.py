@@ -58,6 +58,7 @@ NPROBE = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128)
 HNSW_M, EF_CONSTRUCTION = 32, 80  # one graph setting for every HNSW library, FAISS's defaults here
 PASSES = 3  # timed passes over the queries per point; the fastest counts (`timed_queries`)
 MAPPED = "auto, loaded (mapped)"  # auto's index saved and loaded: float32 vectors memory-mapped
+UNORDERED = "hnsw-sq8-unordered"  # opt-in, not in LIBRARIES (the default list): see the module docstring
 LIBRARIES = ("flat", "auto", "hnsw-sq8", "hnsw-flat", "ivf-sq8", "ivf-pq", "hnswlib", "usearch-f32", "usearch-i8")
 
 
@@ -269,16 +270,18 @@ def usearch_points(vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray, 
         emit(Point(f"usearch ({dtype})", ef, recall(found, truth), qps, build, size / len(vectors), size / len(vectors)))
 
 
+def data_set(data: str, n: int, dim: int, n_queries: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """`n` vectors of the named set ("films" or "clustered"), `n_queries` queries not stored, and a label."""
+    if data == "films":
+        return films(dim, n, n_queries)
+    both = clustered_embeddings(n + n_queries, dim)
+    return both[:n], both[n:], "clustered: synthetic, 256 clusters + low-rank spread + noise"
+
+
 def run(data: str, n: int, dim: int, n_queries: int, quick: bool, threads: int, libraries: list[str]) -> list[Point]:
     """Every library on one data set; prints each point as it is measured."""
     log(f"\n== {data}: generating {n:,} vectors of dim {dim} ...")
-    if data == "films":
-        vectors, queries, label = films(dim, n, n_queries)
-    else:
-        both = clustered_embeddings(n + n_queries, dim)
-        vectors, queries = both[:n], both[n:]
-        label = "clustered: synthetic, 256 clusters + low-rank spread + noise"
-        del both
+    vectors, queries, label = data_set(data, n, dim, n_queries)
     log(f"   {label}; exact top {K} of {n_queries:,} queries ...")
     _, truth = faiss.knn(queries, vectors, K, metric=faiss.METRIC_INNER_PRODUCT)
     ef = (16, 48, 128) if quick else EF
@@ -303,7 +306,7 @@ def run(data: str, n: int, dim: int, n_queries: int, quick: bool, threads: int, 
                                                       mapped=MAPPED),
         "hnsw-sq8": lambda: None if structure_for(n, auto) == "hnsw" else ours(
             "HNSW-SQ8", IndexConfig(kind="hnsw", storage="sq8", **common), vectors, queries, truth, ef, emit),
-        "hnsw-sq8-unordered": lambda: ours("HNSW-SQ8, insertion order", IndexConfig(kind="hnsw", storage="sq8", layout_rows=0,
+        UNORDERED: lambda: ours("HNSW-SQ8, insertion order", IndexConfig(kind="hnsw", storage="sq8", layout_rows=0,
                                                                             **common), vectors, queries, truth, ef, emit),
         "hnsw-flat": lambda: ours("HNSW-Flat", IndexConfig(kind="hnsw", storage="flat", **common), vectors, queries,
                                   truth, ef, emit),
@@ -378,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=1_000)
     parser.add_argument("--data", default="clustered,films", help="comma-separated: clustered, films")
     parser.add_argument("--threads", type=int, default=0, help="build threads (0: all cores)")
-    parser.add_argument("--libraries", default=",".join(LIBRARIES), help=f"comma-separated, of {','.join(LIBRARIES)},hnsw-sq8-unordered")
+    parser.add_argument("--libraries", default=",".join(LIBRARIES), help=f"comma-separated, of {','.join(LIBRARIES)},{UNORDERED}")
     parser.add_argument("--plot", default="", help="write the recall / q/s plot here (png)")
     parser.add_argument("--quick", action="store_true", help="3k items of dim 32, 50 queries, clustered, few settings")
     args = parser.parse_args(argv)
@@ -389,9 +392,9 @@ def main(argv: list[str] | None = None) -> int:
     log(f"bench_ann: n={n:,} dim={dim} queries={n_queries} build threads={threads}; search: 1 thread, "
         f"1 query at a time, best of {PASSES} passes; HNSW M={HNSW_M} efConstruction={EF_CONSTRUCTION} everywhere")
     libraries = args.libraries.split(",")
-    unknown = sorted(set(libraries) - set(LIBRARIES) - {"hnsw-sq8-unordered"})
+    unknown = sorted(set(libraries) - set(LIBRARIES) - {UNORDERED})
     if unknown:
-        parser.error(f"unknown libraries {unknown}; valid: {', '.join(LIBRARIES)}, hnsw-sq8-unordered")
+        parser.error(f"unknown libraries {unknown}; valid: {', '.join(LIBRARIES)}, {UNORDERED}")
     results = {name: run(name, n, dim, n_queries, args.quick, threads, libraries) for name in data}
     if args.plot:
         plot(results, Path(args.plot), n)

@@ -25,20 +25,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.bench_ann import EF_CONSTRUCTION, HNSW_M, K, films, log, recall  # noqa: E402
-from benchmarks.bench_index import clustered_embeddings  # noqa: E402
+from benchmarks.bench_ann import EF_CONSTRUCTION, HNSW_M, K, data_set, log, recall  # noqa: E402
 from index import FaissIndex, IndexConfig  # noqa: E402
 
 ROUNDS = 5  # alternating timed rounds per efSearch; the fastest of each index counts
-
-
-def vectors_and_queries(data: str, n: int, dim: int, n_queries: int) -> tuple[np.ndarray, np.ndarray]:
-    """The data set of `bench_ann` by name, with queries that are not stored."""
-    if data == "films":
-        vectors, queries, _ = films(dim, n, n_queries)
-        return vectors, queries
-    both = clustered_embeddings(n + n_queries, dim)
-    return both[:n], both[n:]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     efs = [int(value) for value in args.ef.split(",")]
     log(f"bench_layout: {data}, n={n:,} dim={dim} queries={n_queries}; HNSW-SQ8 M={HNSW_M} "
         f"efConstruction={EF_CONSTRUCTION}; search: 1 thread, 1 query at a time, best of {ROUNDS} alternating rounds")
-    vectors, queries = vectors_and_queries(data, n, dim, n_queries)
+    vectors, queries, _ = data_set(data, n, dim, n_queries)
     truth = faiss.knn(queries, vectors, K, metric=faiss.METRIC_INNER_PRODUCT)[1]
     ids = np.arange(n).astype(str).tolist()
     indexes = {}

@@ -69,10 +69,20 @@ def search_one(
         labels = labels[labels >= 0]
         if len(labels) < k:
             return None
-    # `rerank` for one query with k or more candidates, without its padding: fewer NumPy calls.
-    exact = matrix[labels] @ query
+    scores, best = best_of(matrix, query, labels, k)  # k or more candidates: no padding needed
+    return scores[None, :], best[None, :]
+
+
+def best_of(matrix: np.ndarray, query: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact scores and rows of the best min(k, len(rows)) of `rows` (all >= 0) for one query, best first.
+
+    Example:
+        >>> best_of(np.eye(3, dtype=np.float32), np.array([0, 1, 0], np.float32), np.array([2, 1]), 1)[1]
+        array([1])
+    """
+    exact = matrix[rows] @ query
     top = np.argsort(-exact, kind="stable")[:k]
-    return exact[top][None, :], labels[top][None, :]
+    return exact[top], rows[top]
 
 
 @contextmanager
@@ -120,11 +130,9 @@ def rerank(matrix: np.ndarray, queries: np.ndarray, candidates: np.ndarray, k: i
         array([[0]])
     """
     if len(queries) == 1:  # one query: a plain product and sort, without the batch machinery
-        cand = candidates[0][candidates[0] >= 0]
-        exact = matrix[cand] @ queries[0]
-        top = np.argsort(-exact, kind="stable")[:k]
+        best, rows = best_of(matrix, queries[0], candidates[0][candidates[0] >= 0], k)
         scores, labels = np.full((1, k), -np.inf, np.float32), np.full((1, k), -1, np.int64)
-        scores[0, : len(top)], labels[0, : len(top)] = exact[top], cand[top]
+        scores[0, : len(rows)], labels[0, : len(rows)] = best, rows
         return scores, labels
     scores = np.empty((len(queries), k), np.float32)
     labels = np.empty((len(queries), k), np.int64)

@@ -71,7 +71,7 @@ def _laid_out_graph(graph: faiss.IndexHNSW, matrix: np.ndarray, config: IndexCon
     mapped = faiss.IndexIDMap(graph)
     mapped.own_fields = True
     graph.this.disown()  # owned by the map from now on
-    mapped.add_with_ids(matrix, np.arange(len(matrix), dtype=np.int64))
+    add_rows(mapped, matrix, 0)
     order = memory_order(matrix, config)
     graph.permute_entries(order)  # position i now holds row order[i]
     faiss.copy_array_to_vector(order, mapped.id_map)
