@@ -154,18 +154,19 @@ class Personaliser:
         pool = dict(content)
         for item_id in self.model_candidates(scorer, best, id_filter, config.model_candidates):
             pool.setdefault(item_id, (-np.inf, None))
-        in_model = [i for i in pool if trained.item_row(i) is not None]
+        pool_rows = {i: trained.item_row(i) for i in pool}
+        in_model = [i for i, r in pool_rows.items() if r is not None]
         ranked: list[tuple[str, float]] = []
         if in_model:
             # One scoring call for the candidates and the reference sample that puts them on [0, 1].
-            rows = np.array([trained.item_row(i) for i in in_model], dtype=np.int64)
+            rows = np.array([pool_rows[i] for i in in_model], dtype=np.int64)
             raw = np.asarray(scorer(np.concatenate([rows, trained.reference_rows])), dtype=np.float32)
             scores, reference = raw[: len(rows)], raw[len(rows) :]
-            order = sorted(range(len(in_model)), key=lambda j: -scores[j])[:k]  # the raw score decides
+            order = np.argsort(-scores, kind="stable")[:k]  # the raw score decides; ties keep pool order
             shares = share_below(scores[order], reference)
             ranked = [(in_model[j], float(share)) for j, share in zip(order, shares)]
         # Items added after fit() have no row in the model: they follow, by content score.
-        newer = sorted((i for i in pool if trained.item_row(i) is None), key=lambda i: -pool[i][0])
+        newer = sorted((i for i, r in pool_rows.items() if r is None), key=lambda i: -pool[i][0])
         chosen = [(i, s, pool[i][1]) for i, s in ranked] + [(i, pool[i][0], pool[i][1]) for i in newer]
         chosen = chosen[:k]
         n_model = len(ranked)

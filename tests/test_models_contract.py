@@ -221,3 +221,15 @@ def test_neumf_shortlist_is_rescored_exactly(fitted, monkeypatch: pytest.MonkeyP
         assert np.all(np.diff(scores[top]) <= 1e-6), "shortlisted items come back in exact-score order"
         # The planted user and history like items 0-14: the shortlist finds unseen ones of them.
         assert np.mean(top < HALF) >= 0.8
+
+
+def test_neumf_inverted_file_shortlist_gives_the_proxy_pass_answer(fitted, monkeypatch: pytest.MonkeyPatch) -> None:
+    model, _ = fitted["neumf"]
+    monkeypatch.setattr(model, "shortlist_factor", 2)
+    dense = {key: model.top_items(n=5, **kwargs) for key, kwargs in (("user", {"user": 3}), ("history", {"history": [0, 1]}))}
+    monkeypatch.setattr(model, "ann_shortlist_items", 1)  # the inverted file from one item on
+    monkeypatch.setattr(model, "_shortlist", None)
+    assert np.array_equal(model.top_items(n=5, user=3), dense["user"])
+    assert np.array_equal(model.top_items(n=5, history=[0, 1]), dense["history"])
+    # 30 items make one list, scanned whole: the shortlist is the proxy's exact top 10.
+    assert model._shortlist is not None and (model._shortlist.n_lists, model._shortlist.recall) == (1, 1.0)

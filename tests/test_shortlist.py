@@ -1,0 +1,85 @@
+"""`InnerProductShortlist`: the best items by `query . vector + bias` from a tuned inverted file."""
+
+from __future__ import annotations
+
+import faiss
+import numpy as np
+import pytest
+
+from core.errors import InvalidArgumentError
+from recommenders.shortlist import InnerProductShortlist, lift_items, lift_queries
+
+
+def clustered(n: int, dim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Item vectors around 50 centres, like learned item factors, and a bias per item."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((50, dim)).astype(np.float32)
+    vectors = centres[rng.integers(0, 50, n)] + 0.5 * rng.standard_normal((n, dim)).astype(np.float32)
+    return vectors.astype(np.float32), (0.5 * rng.standard_normal(n)).astype(np.float32)
+
+
+def exact_top(queries: np.ndarray, vectors: np.ndarray, bias: np.ndarray, m: int) -> np.ndarray:
+    """The reference: every item scored, the m best per query."""
+    return np.argsort(-(queries @ vectors.T + bias[None, :]), axis=1, kind="stable")[:, :m]
+
+
+def test_lifting_turns_l2_order_into_score_order() -> None:
+    vectors, bias = clustered(500, 6, seed=1)
+    queries = np.random.default_rng(2).standard_normal((5, 6)).astype(np.float32)
+    lifted, lifted_q = lift_items(vectors, bias), lift_queries(queries)
+    norms = np.linalg.norm(lifted, axis=1)
+    np.testing.assert_allclose(norms, norms.max(), rtol=1e-5)  # every lifted item on one sphere
+    l2 = ((lifted_q[:, None, :] - lifted[None, :, :]) ** 2).sum(axis=2)
+    scores = queries @ vectors.T + bias[None, :]
+    # |q - x|^2 = |u|^2 + 1 + R^2 - 2 score: a constant per query minus twice the score
+    constant = l2 + 2 * scores
+    np.testing.assert_allclose(constant, np.repeat(constant[:, :1], 500, axis=1), rtol=1e-4, atol=1e-3)
+
+
+def test_tuned_probes_find_the_target_share_of_the_exact_top_on_fresh_queries() -> None:
+    vectors, bias = clustered(20_000, 16, seed=3)
+    rng = np.random.default_rng(4)
+    sample, fresh = rng.standard_normal((100, 16)), rng.standard_normal((100, 16)).astype(np.float32)
+    shortlist = InnerProductShortlist(vectors, bias, sample, m=200, target=0.95)
+    assert shortlist.n_lists == 20 and 1 <= shortlist.n_probe < shortlist.n_lists  # an inverted file, not a scan
+    assert shortlist.recall >= 0.95
+    found = shortlist.search(fresh, 200)
+    truth = exact_top(fresh, vectors, bias, 200)
+    recall = np.mean([len(np.intersect1d(f, t)) / 200 for f, t in zip(found, truth)])
+    assert recall >= 0.93, recall  # fresh queries: close to the tuned 0.95
+    scores = np.take_along_axis(fresh @ vectors.T + bias[None, :], found, axis=1)
+    assert np.all(np.diff(scores, axis=1) <= 1e-4), "best score first"
+    assert "IVF20 inner-product shortlist over 20,000 items" in shortlist.describe()
+
+
+def test_a_larger_search_probes_proportionally_more_lists() -> None:
+    vectors, bias = clustered(20_000, 16, seed=5)
+    shortlist = InnerProductShortlist(vectors, bias, np.random.default_rng(6).standard_normal((50, 16)), m=100)
+    assert shortlist.probes_for(50) == shortlist.probes_for(100) == shortlist.n_probe
+    assert shortlist.probes_for(1_000_000) == shortlist.n_lists  # every list: exact
+    everything = shortlist.search(np.ones((1, 16)), 20_000)
+    assert sorted(everything[0].tolist()) == list(range(20_000))
+
+
+def test_one_list_is_exact() -> None:
+    vectors, bias = clustered(800, 8, seed=7)  # under 1,000 items: one list, every item scanned
+    queries = np.random.default_rng(8).standard_normal((10, 8)).astype(np.float32)
+    shortlist = InnerProductShortlist(vectors, bias, queries, m=30)
+    assert (shortlist.n_lists, shortlist.n_probe, shortlist.recall) == (1, 1, 1.0)
+    _, truth = faiss.knn(lift_queries(queries)[:, :-1], np.hstack([vectors, bias[:, None]]), 30,
+                         metric=faiss.METRIC_INNER_PRODUCT)
+    assert np.array_equal(shortlist.search(queries, 30), truth)
+
+
+@pytest.mark.parametrize(
+    ("vectors", "bias", "sample", "target", "message"),
+    [
+        (np.ones((0, 4)), np.ones(0), np.ones((1, 4)), 0.9, r"vectors must be \(n_items, d\) with n_items > 0"),
+        (np.ones((5, 4)), np.ones(4), np.ones((1, 4)), 0.9, r"bias \(n_items,\), got \(5, 4\) and \(4,\)"),
+        (np.ones((5, 4)), np.ones(5), np.ones((1, 3)), 0.9, r"sample_queries must be \(n, 4\) with n > 0, got \(1, 3\)"),
+        (np.ones((5, 4)), np.ones(5), np.ones((1, 4)), 1.5, r"target must be in \(0, 1\], got 1.5"),
+    ],
+)
+def test_bad_input_is_named(vectors, bias, sample, target, message) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(InvalidArgumentError, match=message):
+        InnerProductShortlist(vectors, bias, sample, m=3, target=target)
