@@ -11,7 +11,8 @@ events), the default model fitted for a couple of epochs (a latency test, not a
 quality one), 200 candidates per request, for a known user.
 
 --items N: one synthetic catalog of N items (e.g. 1,000,000, at --dim 128 so that the
-vectors fit beside everything else on a 24 GiB machine), the default index config (auto:
+vectors fit beside everything else on a 24 GiB machine; --data films: the real MiniLM film
+embeddings of bench_ann.py repeated with noise instead), the default index config (auto:
 structure by size, tuned to recall@10 0.95); p50/p95 of similar() (recall@10 against the
 exact answer) and of recommend(history=10 items) (an anonymous visitor: the content path),
 plus the time to build the engine (catalog, then index) and the first (cold) call of each.
@@ -26,6 +27,7 @@ Usage:
     .venv/bin/python benchmarks/bench_engine.py            # 10k and 100k
     .venv/bin/python benchmarks/bench_engine.py --quick    # 10k, fewer queries, no recommend
     .venv/bin/python benchmarks/bench_engine.py --items 1000000 --dim 128
+    .venv/bin/python benchmarks/bench_engine.py --items 1000000 --dim 128 --data films
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.bench_ann import data_set  # noqa: E402
 from benchmarks.bench_index import clustered_embeddings  # noqa: E402
 from engine import Catalog, Engine, EngineConfig, Interactions  # noqa: E402
 from engine.state import EngineState  # noqa: E402
@@ -72,9 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--queries", type=int, default=300)
     p.add_argument("--dim", type=int, default=1664)
     p.add_argument("--items", type=int, default=0, help="one catalog of this many items; see the docstring")
+    p.add_argument("--data", choices=("clustered", "films"), default="clustered",
+                   help="with --items: synthetic clustered vectors, or real film embeddings repeated with noise")
     args = p.parse_args(argv)
     if args.items:
-        return bench_large(args.items, args.dim, args.queries)
+        return bench_large(args.items, args.dim, args.queries, args.data)
     sizes = [10_000] if args.quick else [10_000, 100_000]
     n_q = 100 if args.quick else args.queries
     rng = np.random.default_rng(0)
@@ -95,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def bench_large(n: int, dim: int, n_q: int) -> int:
+def bench_large(n: int, dim: int, n_q: int, data: str = "clustered") -> int:
     """similar() and recommend(history=...) latency on one synthetic catalog of `n` items.
 
     Prints, as each is measured: the build split into catalog and index, the first call of
@@ -105,8 +110,9 @@ def bench_large(n: int, dim: int, n_q: int) -> int:
     """
     import faiss
 
-    print(f"generating {n:,} clustered vectors of dim {dim} ...", flush=True)
-    vectors = clustered_embeddings(n, dim)
+    print(f"generating {n:,} {data} vectors of dim {dim} ...", flush=True)
+    vectors, _, label = data_set(data, n, dim, 0)
+    print(label, flush=True)
     print(f"building the catalog of {n:,} items ...", flush=True)
     start = time.perf_counter()
     catalog = synthetic_catalog(n)
