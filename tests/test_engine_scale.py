@@ -148,7 +148,10 @@ def test_fields_read_like_the_table(tmp_path: Path) -> None:
     assert [loaded.fields(r) for r in range(4)] == records(loaded)
 
 
-def test_large_benchmark_prints_each_row(capsys: pytest.CaptureFixture[str]) -> None:
+def test_large_benchmark_prints_each_row(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from recommenders.neumf import NeuMF
+
+    monkeypatch.setattr(NeuMF, "ann_shortlist_items", 5000)  # its inverted-file shortlist, as at 1M items
     code = bench_engine.main(["--items", "6000", "--dim", "16", "--queries", "20"])
     out = capsys.readouterr().out
     assert code == 0, out
@@ -162,3 +165,6 @@ def test_large_benchmark_prints_each_row(capsys: pytest.CaptureFixture[str]) -> 
     assert len(beams) >= 2 and all(0.5 <= float(r[4]) <= 1.0 for r in beams)  # recall of the exact neighbours
     known = re.findall(r"^recommend +6,000 +neumf, \+(\d+) model +([\d.]+) +([\d.]+)", out, re.M)  # a known user
     assert len(known) == 2 and known[1][0] == "0" and all(float(p99) >= float(p50) > 0 for _, p50, p99 in known), out
+    shortlists = re.findall(r"^\(model top 100 items: top_items \((.+?)\) finds ([\d.]+) of the exact top 100", out, re.M)
+    assert [name for name, _ in shortlists] == ["inverted file", "proxy over every item"], out
+    assert all(0.8 <= float(recall) <= 1.0 for _, recall in shortlists), out
