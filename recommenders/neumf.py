@@ -134,8 +134,9 @@ class NeuMF(Recommender):
     # `top_items` scores exactly this many times `n` items, shortlisted by a dot-product proxy.
     shortlist_factor: ClassVar[int] = 10
     # From this many items the proxy's shortlist comes from an inverted file (recommenders/shortlist.py),
-    # tuned for the engine's default 100 model candidates: at 1M items 0.75 ms against 9.9 ms
-    # for the proxy over every item; at 200k 0.96 against 2.0 ms (benchmarks/bench_engine.py).
+    # tuned for the engine's default 100 model candidates: top_items at 1M items took 1.1-1.2 ms
+    # against 15.7-16.5 ms with the proxy over every item, same exact top 100 (bench_engine.py
+    # --items 1000000). Below it the pass over every item is exact and cheap (1.85 ms at 100k).
     ann_shortlist_items: ClassVar[int] = 200_000
     config: NeuMFConfig
 
