@@ -233,3 +233,15 @@ def test_neumf_inverted_file_shortlist_gives_the_proxy_pass_answer(fitted, monke
     assert np.array_equal(model.top_items(n=5, history=[0, 1]), dense["history"])
     # 30 items make one list, scanned whole: the shortlist is the proxy's exact top 10.
     assert model._shortlist is not None and (model._shortlist.n_lists, model._shortlist.recall) == (1, 1.0)
+
+
+def test_neumf_falls_back_to_the_proxy_pass_when_the_file_finds_too_few(fitted, monkeypatch: pytest.MonkeyPatch) -> None:
+    model, _ = fitted["neumf"]
+    monkeypatch.setattr(model, "shortlist_factor", 2)
+    dense = model.top_items(n=5, user=3)
+    monkeypatch.setattr(model, "ann_shortlist_items", 1)
+    monkeypatch.setattr(model, "_shortlist", None)
+    shortlist = model._proxy_shortlist()
+    # Probed lists that held fewer than n items: FAISS pads with -1.
+    monkeypatch.setattr(shortlist, "search", lambda queries, m: np.array([[7, 2, -1, -1, -1, -1, -1, -1, -1, -1]]))
+    assert np.array_equal(model.top_items(n=5, user=3), dense)
