@@ -271,8 +271,8 @@ def shortlist_recall(engine: Engine, who: list[str]) -> None:
     print(f"(model top {n} items, first call: {time.perf_counter() - start:.2f} s; it builds any shortlist index)",
           flush=True)
     rows = [trained.user_row(user) for user in who[:50]]
-    exact = [np.argsort(-model.score([row])[0], kind="stable")[:n] for row in rows]
-    t_exact = timed(rows, lambda row: model.score([row]))[1]
+    every, t_exact = timed(rows, lambda row: model.score([row])[0])
+    exact = [np.argsort(-scores, kind="stable")[:n] for scores in every]
     ways = {"top_items": None}
     threshold = getattr(model, "ann_shortlist_items", None)
     if threshold is not None and model.n_items >= threshold:

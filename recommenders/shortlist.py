@@ -66,7 +66,6 @@ class InnerProductShortlist:
         if not 0.0 < target <= 1.0:
             raise InvalidArgumentError(f"target must be in (0, 1], got {target!r}")
         self.n_items, self.dim, self.m, self.target = len(vectors), vectors.shape[1], int(m), float(target)
-        self.vectors, self.bias = vectors, bias
         lifted = lift_items(vectors, bias)
         self.n_lists = int(np.clip(self.n_items // 1000, 1, 4096))
         quantizer = faiss.IndexFlatL2(lifted.shape[1])
@@ -76,7 +75,7 @@ class InnerProductShortlist:
         train = lifted[rng.choice(self.n_items, min(self.n_items, 64 * self.n_lists), replace=False)]
         self.index.train(train)
         self.index.add(lifted)
-        self.n_probe, self.recall = self._tune(sample)
+        self.n_probe, self.recall = self._tune(sample, lifted)
 
     def search(self, queries: np.ndarray, m: int) -> np.ndarray:
         """(n_queries, m) item rows, best score first among those found; -1 where the probed lists hold fewer.
@@ -102,11 +101,11 @@ class InnerProductShortlist:
         _, rows = self.index.search(lift_queries(queries), m, params=params)
         return rows
 
-    def _tune(self, sample: np.ndarray) -> tuple[int, float]:
+    def _tune(self, sample: np.ndarray, lifted: np.ndarray) -> tuple[int, float]:
         """The fewest probes (doubling) whose mean recall of the exact top m meets the target."""
         m = min(self.m, self.n_items)
-        scored = np.hstack([self.vectors, self.bias[:, None]])
-        _, exact = faiss.knn(lift_queries(sample)[:, :-1], scored, m, metric=faiss.METRIC_INNER_PRODUCT)
+        # A lifted query . a lifted item is exactly u . v + b (its last coordinate is 0): the scores, no copy.
+        _, exact = faiss.knn(lift_queries(sample), lifted, m, metric=faiss.METRIC_INNER_PRODUCT)
         n_probe = 1
         while True:
             found = self._search(sample, m, n_probe)
