@@ -28,6 +28,7 @@ Usage:
     .venv/bin/python benchmarks/bench_engine.py --quick    # 10k, fewer queries, no recommend
     .venv/bin/python benchmarks/bench_engine.py --items 1000000 --dim 128
     .venv/bin/python benchmarks/bench_engine.py --items 1000000 --dim 128 --data films
+    .venv/bin/python benchmarks/bench_engine.py --items 1000000 --dim 128 --data films --model sasrec
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from benchmarks.bench_index import clustered_embeddings  # noqa: E402
 from engine import Catalog, Engine, EngineConfig, Interactions  # noqa: E402
 from engine.state import EngineState  # noqa: E402
 from index import IdFilter, IndexConfig, VectorIndex, create_index  # noqa: E402
+from recommenders import list_models  # noqa: E402
 
 
 def synthetic_engine(vectors: np.ndarray, config: EngineConfig, catalog: Catalog | None = None) -> Engine:
@@ -77,9 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--items", type=int, default=0, help="one catalog of this many items; see the docstring")
     p.add_argument("--data", choices=("clustered", "films"), default="clustered",
                    help="with --items: synthetic clustered vectors, or real film embeddings repeated with noise")
+    p.add_argument("--model", choices=list_models(), default="neumf", help="the model of the known-user rows")
     args = p.parse_args(argv)
     if args.items:
-        return bench_large(args.items, args.dim, args.queries, args.data)
+        return bench_large(args.items, args.dim, args.queries, args.data, args.model)
     sizes = [10_000] if args.quick else [10_000, 100_000]
     n_q = 100 if args.quick else args.queries
     rng = np.random.default_rng(0)
@@ -96,11 +99,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'similar':<10} {n:>8,} {'exact flat':<22} {np.median(t_exact)*1e3:>8.2f} {np.percentile(t_exact, 99)*1e3:>8.2f} {1.0:>10.3f} {1.0:>13.2f}")
         print(f"{'similar':<10} {n:>8,} {'auto: ' + str(kind):<22} {np.median(t_auto)*1e3:>8.2f} {np.percentile(t_auto, 99)*1e3:>8.2f} {recall:>10.3f} {np.median(t_auto)/np.median(t_exact):>13.2f}")
         if n == sizes[-1] and not args.quick:
-            bench_recommend(picked, vectors, rng, n_q)
+            bench_recommend(picked, vectors, rng, n_q, args.model)
     return 0
 
 
-def bench_large(n: int, dim: int, n_q: int, data: str = "clustered") -> int:
+def bench_large(n: int, dim: int, n_q: int, data: str = "clustered", model: str = "neumf") -> int:
     """similar() and recommend(history=...) latency on one synthetic catalog of `n` items.
 
     Prints, as each is measured: the build split into catalog and index, the first call of
@@ -149,7 +152,7 @@ def bench_large(n: int, dim: int, n_q: int, data: str = "clustered") -> int:
     print(f"(one thread / default threads, p50: {ratio:.2f}; load average {os.getloadavg()[0]:.1f})", flush=True)
     candidate_beams(engine, vectors, histories[:100])
     print("recommend(user) with a trained model (the rows of the 100k run, at this size):", flush=True)
-    bench_recommend(engine, vectors, rng, n_q)
+    bench_recommend(engine, vectors, rng, n_q, model)
     return 0
 
 
@@ -210,14 +213,14 @@ def candidate_search_times(engine: Engine, histories: list[list[str]], threads: 
     return [f.tolist() for f in found], seconds
 
 
-def bench_recommend(engine: Engine, vectors: np.ndarray, rng: np.random.Generator, n_q: int) -> None:
+def bench_recommend(engine: Engine, vectors: np.ndarray, rng: np.random.Generator, n_q: int, model: str) -> None:
     n = len(engine.index)
     users, per_user = 2000, 20
     items = np.minimum(rng.zipf(1.3, users * per_user) - 1, n - 1)
     log = pd.DataFrame({"user_id": np.repeat([f"u{i}" for i in range(users)], per_user),
                         "item_id": [f"item-{i}" for i in items],
                         "timestamp": np.arange(users * per_user)})
-    model = "neumf"  # fixed, not the default "auto": the rows measure serving with one known model
+    # A named model, not the default "auto": the rows measure serving with one known model.
     start = time.perf_counter()
     engine.fit(Interactions(log), model, epochs=2, show_progress=False)
     fit_s = time.perf_counter() - start
@@ -258,8 +261,8 @@ def candidate_searches(engine: Engine, vectors: np.ndarray, rng: np.random.Gener
 def shortlist_recall(engine: Engine, who: list[str]) -> None:
     """How many of the model's exact top items (scoring every item) its `top_items` finds, and how fast.
 
-    For a model that shortlists from an inverted file past a size (NeuMF), the same
-    requests are also answered by its proxy pass over every item, as the baseline.
+    For a model that shortlists from an inverted file past a size (`ann_shortlist_items`), the
+    same requests are also answered by its pass over every item (NeuMF's: its proxy's), as the baseline.
     """
     trained = engine.trained
     assert trained is not None
@@ -274,9 +277,10 @@ def shortlist_recall(engine: Engine, who: list[str]) -> None:
     every, t_exact = timed(rows, lambda row: model.score([row])[0])
     exact = [np.argsort(-scores, kind="stable")[:n] for scores in every]
     ways = {"top_items": None}
-    threshold = getattr(model, "ann_shortlist_items", None)
-    if threshold is not None and model.n_items >= threshold:
-        ways = {"top_items (inverted file)": threshold, "top_items (proxy over every item)": model.n_items + 1}
+    if model.inverted_file is not None:
+        print(f"({model.name}: {model.inverted_file.describe()})", flush=True)
+        ways = {"top_items (inverted file)": model.ann_shortlist_items,
+                "top_items (pass over every item)": model.n_items + 1}
     for label, items_from in ways.items():
         if items_from is not None:
             model.ann_shortlist_items = items_from

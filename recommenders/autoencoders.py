@@ -175,12 +175,9 @@ class MultVAENetwork(nn.Module):
             mu = z = torch.tanh(out)
         return z, mu, logvar
 
-    def decode(self, z: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits of every item, or of the given item rows only."""
-        hidden = torch.tanh(self.decoder_hidden(z))
-        if items is None:
-            return self.decoder_out(hidden)
-        return hidden @ self.decoder_out.weight[items].T + self.decoder_out.bias[items]
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Logits of every item."""
+        return self.decoder_out(torch.tanh(self.decoder_hidden(z)))
 
 
 class _AutoencoderRecommender(Recommender):
@@ -188,6 +185,7 @@ class _AutoencoderRecommender(Recommender):
 
     variational: ClassVar[bool]
     scores_sessions: ClassVar[bool] = True  # fold-in: encode the visitor's item set
+    dot_product_scores: ClassVar[bool] = True  # the decoder's output layer
     config: MultDAEConfig
 
     def __init__(self, config: MultDAEConfig | None = None, **overrides: object) -> None:
@@ -276,29 +274,34 @@ class _AutoencoderRecommender(Recommender):
 
     # ----- scoring --------------------------------------------------------
     def _score_users(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
-        assert self.train_matrix is not None
-        return self._reconstruct(self.train_matrix[users], items)
+        return self._dot_scores(self._query_vectors(users, None), items)
 
     def _score_histories(self, histories: list[np.ndarray], items: np.ndarray | None) -> np.ndarray:
-        return self._reconstruct(history_matrix(histories, self.n_items), items)
+        return self._dot_scores(self._query_vectors(None, histories), items)
 
-    def _reconstruct(self, rows: sp.csr_matrix, items: np.ndarray | None) -> np.ndarray:
-        """Decoder logits (a monotone stand-in for the multinomial probabilities) for item rows.
+    def _query_vectors(self, users: np.ndarray | None, histories: list[np.ndarray] | None) -> np.ndarray:
+        """The decoder's hidden layer for each user's training items, or for each history's.
 
-        The same function as the network's forward pass in eval mode, computed sparsely:
-        the first layer reads only each row's items, and the decoder scores only the
+        The network's forward pass in eval mode up to the output layer, computed sparsely:
+        the first layer reads only each row's items. The output layer (`_item_factors`) then
+        gives the logits, a monotone stand-in for the multinomial probabilities, of only the
         asked-for items (200 candidates of 100k cost a 500th of the full decode).
         """
-        assert self.network is not None
+        assert self.network is not None and self.train_matrix is not None
         self.network.eval()
+        rows = self.train_matrix[users] if users is not None else history_matrix(histories or [], self.n_items)
         rows = sp.csr_matrix(rows, dtype=np.float32)
         norms = np.sqrt(np.asarray(rows.multiply(rows).sum(axis=1)).ravel())
         normalised = sp.diags(1.0 / np.maximum(norms, 1e-12)) @ rows  # F.normalize's eps
         first = normalised @ self._encoder_by_item() + self.network.encoder_hidden.bias.detach().numpy()
-        wanted = None if items is None else torch.from_numpy(np.asarray(items, dtype=np.int64))
         with torch.no_grad():
             z, _, _ = self.network.code(torch.from_numpy(np.ascontiguousarray(first, dtype=np.float32)))
-            return self.network.decode(z, wanted).numpy()
+            return torch.tanh(self.network.decoder_hidden(z)).numpy()
+
+    def _item_factors(self) -> tuple[np.ndarray, np.ndarray]:
+        assert self.network is not None
+        out = self.network.decoder_out
+        return out.weight.detach().numpy(), out.bias.detach().numpy()
 
     def _encoder_by_item(self) -> np.ndarray:
         """The first encoder layer's weights as a C-ordered (n_items, hidden) array, for sparse products."""

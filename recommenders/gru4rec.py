@@ -100,13 +100,6 @@ class GRU4RecNetwork(nn.Module):
         out = self.output_embedding if self.output_embedding is not None else self.item_embedding
         return out.weight
 
-    def logits(self, state: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
-        """Scores of every item, or of the given item rows, given the GRU output."""
-        weight, bias = self.output_weights(), self.output_bias
-        if items is not None:
-            weight, bias = weight[items], bias[items]
-        return self.dropout_hidden(state) @ weight.T + bias
-
 
 class GRU4Rec(SequentialRecommender):
     """GRU4Rec with session-parallel mini-batches and full-catalogue cross-entropy.
@@ -188,7 +181,10 @@ class GRU4Rec(SequentialRecommender):
                 hidden = hidden[:, torch.from_numpy(keep)]
         return total / max(count, 1)
 
-    def _score_sequences(self, histories: list[np.ndarray], items: torch.Tensor | None) -> np.ndarray:
+    def _sequence_states(self, histories: list[np.ndarray]) -> torch.Tensor:
         assert self.network is not None
-        state = self.network.encode([torch.from_numpy(np.asarray(h, dtype=np.int64)) for h in histories])
-        return self.network.logits(state, items).numpy()
+        return self.network.encode([torch.from_numpy(np.asarray(h, dtype=np.int64)) for h in histories])
+
+    def _item_factors(self) -> tuple[np.ndarray, np.ndarray]:
+        assert self.network is not None
+        return self.network.output_weights().detach().numpy(), self.network.output_bias.detach().numpy()

@@ -229,6 +229,7 @@ class LightGCN(Recommender):
     name: ClassVar[str] = "lightgcn"
     config_class: ClassVar[type[ModelConfig]] = LightGCNConfig
     scores_sessions: ClassVar[bool] = True
+    dot_product_scores: ClassVar[bool] = True
     config: LightGCNConfig
 
     def __init__(self, config: LightGCNConfig | None = None, **overrides: object) -> None:
@@ -317,21 +318,28 @@ class LightGCN(Recommender):
 
     # ----- scoring --------------------------------------------------------
     def _score_users(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
-        item_vectors = self._item_final if items is None else self._item_final[items]
-        return self._user_final[users] @ item_vectors.T
+        return self._dot_scores(self._user_final[users], items)
 
     def _score_histories(self, histories: list[np.ndarray], items: np.ndarray | None) -> np.ndarray:
-        """Fold-in: each visitor is a new graph node linked to its (distinct) history items."""
-        users = np.zeros((len(histories), self._item_fold.shape[1]), dtype=np.float32)
+        return self._dot_scores(self._query_vectors(None, histories), items)
+
+    def _query_vectors(self, users: np.ndarray | None, histories: list[np.ndarray] | None) -> np.ndarray:
+        """Final user embeddings, or for a history a new graph node linked to its (distinct) items (fold-in)."""
+        if users is not None:
+            return self._user_final[users]
+        histories = histories or []
+        vectors = np.zeros((len(histories), self._item_fold.shape[1]), dtype=np.float32)
         for row, history in enumerate(histories):
             seen = np.unique(history)
             if seen.size == 0:
                 continue  # no edges: a zero vector, so every item scores 0
             # The visitor's own edge counts in each item's degree, as it would in the normalisation.
             weights = 1.0 / np.sqrt(seen.size * (self._item_degree[seen] + 1.0))
-            users[row] = weights @ self._item_fold[seen]
-        item_vectors = self._item_final if items is None else self._item_final[items]
-        return users @ item_vectors.T
+            vectors[row] = weights @ self._item_fold[seen]
+        return vectors
+
+    def _item_factors(self) -> tuple[np.ndarray, None]:
+        return self._item_final, None
 
     # ----- persistence ----------------------------------------------------
     def _state(self) -> dict[str, np.ndarray]:

@@ -67,6 +67,7 @@ class ALS(Recommender):
         "regularization": [1.0, 3.0, 10.0, 30.0],
         "alpha": [0.5, 1.0, 2.0, 5.0],
     }
+    dot_product_scores: ClassVar[bool] = True
     config: ALSConfig
 
     def fit(
@@ -83,9 +84,16 @@ class ALS(Recommender):
         self.user_factors = (rng.standard_normal((self.n_users, cfg.factors)) * 0.01).astype(np.float32)
         self.item_factors = (rng.standard_normal((self.n_items, cfg.factors)) * 0.01).astype(np.float32)
 
+        # A user or item without interactions has the exact optimum 0 (every c (0 - x . y)^2 term and the
+        # ridge term shrink with it), which warm-started CG steps from the random start only approach:
+        # set it, so that such items score exactly 0 (the inverted file keeps them apart).
+        no_user, no_item = np.diff(x.indptr) == 0, np.diff(xt.indptr) == 0
+
         def run_epoch(epoch: int) -> None:
             self.user_factors = _cg_solve(x, self.item_factors, self.user_factors, cfg)
+            self.user_factors[no_user] = 0.0
             self.item_factors = _cg_solve(xt, self.user_factors, self.item_factors, cfg)
+            self.item_factors[no_item] = 0.0
 
         self._train_epochs(train, validation, run_epoch)
         return self
@@ -97,22 +105,28 @@ class ALS(Recommender):
         self.user_factors, self.item_factors = state
 
     def _score_users(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
-        y = self.item_factors if items is None else self.item_factors[items]
-        return self.user_factors[users] @ y.T
+        return self._dot_scores(self.user_factors[users], items)
 
     def _score_histories(self, histories: list[np.ndarray], items: np.ndarray | None) -> np.ndarray:
-        # Fold-in: the exact least-squares user vector for each history, items held fixed.
+        return self._dot_scores(self._query_vectors(None, histories), items)
+
+    def _query_vectors(self, users: np.ndarray | None, histories: list[np.ndarray] | None) -> np.ndarray:
+        """User factors, or for a history the exact least-squares user vector, items held fixed (fold-in)."""
+        if users is not None:
+            return self.user_factors[users]
         cfg = self.config
         y = self.item_factors.astype(np.float64)
         gram = y.T @ y + cfg.regularization * np.eye(cfg.factors)
-        vectors = np.zeros((len(histories), cfg.factors), dtype=np.float32)
-        for r, h in enumerate(histories):
+        vectors = np.zeros((len(histories or []), cfg.factors), dtype=np.float32)
+        for r, h in enumerate(histories or []):
             h = np.unique(h)
             if h.size:
                 yh = y[h]
                 vectors[r] = np.linalg.solve(gram + cfg.alpha * yh.T @ yh, (1 + cfg.alpha) * yh.sum(axis=0))
-        y32 = self.item_factors if items is None else self.item_factors[items]
-        return vectors @ y32.T
+        return vectors
+
+    def _item_factors(self) -> tuple[np.ndarray, None]:
+        return self.item_factors, None
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"user_factors": self.user_factors, "item_factors": self.item_factors}
@@ -209,6 +223,7 @@ class BPRMF(Recommender):
         "lr": [0.002, 0.005, 0.01],
         "l2": [0.0, 1e-5, 1e-4],
     }
+    dot_product_scores: ClassVar[bool] = True
     config: BPRConfig
     network: MFNet | None
 
@@ -254,15 +269,19 @@ class BPRMF(Recommender):
         self.item_bias = self.network.bias.weight.detach().numpy().ravel().copy()
 
     def _score_users(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
-        return self._score_vectors(self.user_vectors[users], items)
-
-    def _score_vectors(self, vectors: np.ndarray, items: np.ndarray | None) -> np.ndarray:
-        if items is None:
-            return vectors @ self.item_vectors.T + self.item_bias
-        return vectors @ self.item_vectors[items].T + self.item_bias[items]
+        return self._dot_scores(self.user_vectors[users], items)
 
     def _score_histories(self, histories: list[np.ndarray], items: np.ndarray | None) -> np.ndarray:
-        # Fold-in: fit a user vector per history by BPR with the item side frozen.
+        return self._dot_scores(self._query_vectors(None, histories), items)
+
+    def _item_factors(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.item_vectors, self.item_bias
+
+    def _query_vectors(self, users: np.ndarray | None, histories: list[np.ndarray] | None) -> np.ndarray:
+        """User vectors, or for each history one fitted by BPR with the item side frozen (fold-in)."""
+        if users is not None:
+            return self.user_vectors[users]
+        histories = histories or []
         cfg = self.config
         gen = torch.Generator().manual_seed(cfg.seed)
         q = torch.from_numpy(self.item_vectors)
@@ -280,7 +299,7 @@ class BPRMF(Recommender):
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-        return self._score_vectors(vec.detach().numpy(), items)
+        return vec.detach().numpy()
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"users": self.user_vectors, "items": self.item_vectors, "bias": self.item_bias}

@@ -37,7 +37,6 @@ from .config import ModelConfig, check_fraction, check_non_negative, check_posit
 from .data import InteractionData
 from .neumf_network import NeuMFNet
 from .sampling import NegativeSampler
-from .shortlist import InnerProductShortlist
 from .training import TrainingLog, adam
 
 _LOSSES = ("bpr", "bce")
@@ -133,11 +132,6 @@ class NeuMF(Recommender):
     }
     # `top_items` scores exactly this many times `n` items, shortlisted by a dot-product proxy.
     shortlist_factor: ClassVar[int] = 10
-    # From this many items the proxy's shortlist comes from an inverted file (recommenders/shortlist.py),
-    # tuned for the engine's default 100 model candidates: top_items at 1M items took 1.1-1.2 ms
-    # against 15.7-16.5 ms with the proxy over every item, same exact top 100 (bench_engine.py
-    # --items 1000000). Below it the pass over every item is exact and cheap (1.85 ms at 100k).
-    ann_shortlist_items: ClassVar[int] = 200_000
     config: NeuMFConfig
 
     def __init__(self, config: NeuMFConfig | None = None, **overrides: object) -> None:
@@ -148,7 +142,6 @@ class NeuMF(Recommender):
         self.fold_in: np.ndarray | None = None  # (gmf+mlp+1, gmf+mlp) ridge weights, last row the intercept
         self._cache: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         self._prior: np.ndarray | None = None  # see _mlp_prior
-        self._shortlist: InnerProductShortlist | None = None  # see _proxy_shortlist
 
     # ----- training -------------------------------------------------------
     def fit(
@@ -317,7 +310,7 @@ class NeuMF(Recommender):
         item's MLP score for the average user, cached once: one matrix-vector product per
         request. The best `shortlist_factor * n` items by proxy are scored by the full
         network. From `ann_shortlist_items` items the proxy's best come from an inverted
-        file instead of a pass over every item (`InnerProductShortlist`, built on first use).
+        file instead of a pass over every item (`_inner_product_shortlist`, built on first use).
         `benchmarks/bench_engine.py` reports how much of the exact top it finds.
         """
         assert self.network is not None
@@ -329,32 +322,38 @@ class NeuMF(Recommender):
                 user_gmf, user_mlp = self.network.user_gmf(u), self.network.user_mlp(u)
         else:
             user_gmf, user_mlp = self._history_vectors(history or [])
-        gmf, _, _ = self._item_cache()
         with torch.no_grad():
-            query = user_gmf * self.network.out_gmf.weight[0]
-            shortlist = np.empty(0, dtype=np.int64)
-            if self.n_items >= self.ann_shortlist_items:
-                found = self._proxy_shortlist().search(query.numpy(), self.shortlist_factor * n)[0]
-                shortlist = found[found >= 0]
-            if len(shortlist) < n:  # a small catalog, or probed lists that held too few items
-                proxy = (query @ gmf.T).numpy() + self._mlp_prior()
-                shortlist = top_k(proxy, self.shortlist_factor * n)[0][0]
+            query = (user_gmf * self.network.out_gmf.weight[0]).numpy()
+        shortlist = np.empty(0, dtype=np.int64)
+        if self.n_items >= self.ann_shortlist_items:
+            shortlist_file = self._inner_product_shortlist(self.shortlist_factor * 100)
+            found = shortlist_file.search(query, self.shortlist_factor * n)[0]
+            shortlist = found[found >= 0]
+        if len(shortlist) < n:  # a small catalog, or probed lists that held too few items
+            shortlist = top_k(self._dot_scores(query, None), self.shortlist_factor * n)[0][0]
         exact = self._score_vectors(user_gmf, user_mlp, shortlist)
         return shortlist[top_k(exact, n)[0][0]]
 
-    def _proxy_shortlist(self) -> InnerProductShortlist:
-        """The proxy's items in an inverted file, tuned on a sample of the learned user vectors; built once."""
-        if self._shortlist is None:
-            assert self.network is not None
-            gmf, _, _ = self._item_cache()
-            rng = np.random.default_rng(self.config.seed)
-            users = torch.from_numpy(rng.choice(self.n_users, min(self.n_users, 200), replace=False))
-            with torch.no_grad():
-                sample = (self.network.user_gmf(users) * self.network.out_gmf.weight[0]).numpy()
-            self._shortlist = InnerProductShortlist(
-                gmf.numpy(), self._mlp_prior()[0], sample, m=self.shortlist_factor * 100, seed=self.config.seed
-            )
-        return self._shortlist
+    def warm_up(self) -> None:
+        """Build the item cache, the proxy's prior and (from `ann_shortlist_items` items) its inverted file."""
+        self._check_fitted()
+        self._item_factors()
+        if self.n_items >= self.ann_shortlist_items:
+            self._inner_product_shortlist(self.shortlist_factor * 100)
+
+    def _query_vectors(self, users: np.ndarray | None, histories: list[np.ndarray] | None) -> np.ndarray:
+        """The proxy's query: each user's GMF vector times the GMF output weights."""
+        assert self.network is not None
+        with torch.no_grad():
+            if users is not None:
+                user_gmf = self.network.user_gmf(torch.from_numpy(users))
+            else:
+                user_gmf = self._history_vectors(histories or [])[0]
+            return (user_gmf * self.network.out_gmf.weight[0]).numpy()
+
+    def _item_factors(self) -> tuple[np.ndarray, np.ndarray]:
+        """The proxy's item side: GMF item vectors, and each item's MLP score for the mean user."""
+        return self._item_cache()[0].numpy(), self._mlp_prior()[0]
 
     def _mlp_prior(self) -> np.ndarray:
         """Every item's MLP-tower score for the mean user vector; the item-only part of the proxy."""

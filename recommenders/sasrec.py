@@ -119,11 +119,6 @@ class SASRecNetwork(nn.Module):
             x = block(x, src_mask=mask)
         return self.final_norm(x)
 
-    def logits(self, hidden: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
-        """Scores of every item (padding token excluded), or of the given item rows, for each hidden state."""
-        weight = self.item_embedding.weight[1:] if items is None else self.item_embedding.weight[items + 1]
-        return hidden @ weight.T
-
     def last_attention(self, tokens: torch.Tensor) -> torch.Tensor:
         """The last block's attention of the last position over the window: (batch, L), head-averaged."""
         x, mask = self.embed(tokens), self.attention_mask(tokens)
@@ -206,10 +201,13 @@ class SASRec(SequentialRecommender):
         """Left-padded tokens of each history's most recent max_len items."""
         return _left_pad([np.asarray(h, dtype=np.int64)[-self.config.max_len :] + 1 for h in histories])
 
-    def _score_sequences(self, histories: list[np.ndarray], items: torch.Tensor | None) -> np.ndarray:
+    def _sequence_states(self, histories: list[np.ndarray]) -> torch.Tensor:
         assert self.network is not None
-        hidden = self.network(self._tokens(histories))[:, -1]
-        return self.network.logits(hidden, items).numpy()
+        return self.network(self._tokens(histories))[:, -1]
+
+    def _item_factors(self) -> tuple[np.ndarray, None]:
+        assert self.network is not None
+        return self.network.item_embedding.weight[1:].detach().numpy(), None  # row 0 is padding
 
     def explain(self, history: Sequence[int] | np.ndarray) -> np.ndarray:
         """How much the next-item prediction attended to each item of `history` (oldest first).

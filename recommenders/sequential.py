@@ -99,7 +99,8 @@ class SequentialRecommender(Recommender):
     """Base of models that predict the next item from the items before it, oldest first.
 
     Subclasses set `network` in `_build_network`, train one epoch in
-    `_train_epoch` and score non-empty histories in `_score_sequences`; this
+    `_train_epoch`, read non-empty histories in `_sequence_states` and give the output
+    embeddings in `_item_factors`; this
     class keeps the training sequences, runs the base class's epoch loop and saves both.
     An empty history (a user with no training events) gets item popularity.
 
@@ -110,6 +111,7 @@ class SequentialRecommender(Recommender):
     """
 
     scores_sessions: ClassVar[bool] = True  # a session is exactly what it reads
+    dot_product_scores: ClassVar[bool] = True  # the state after the history . the output embeddings
 
     # Histories scored in one forward pass; bounds the (batch, n_items) score block.
     score_batch_size = 256
@@ -131,9 +133,10 @@ class SequentialRecommender(Recommender):
         """One pass over `self.sequences` with `self.loss`; returns the mean training loss."""
 
     @abstractmethod
-    def _score_sequences(self, histories: list[np.ndarray], items: torch.Tensor | None) -> np.ndarray:
-        """Next-item scores of non-empty histories, (len(histories), n_items) or only the `items` columns;
-        network in eval mode."""
+    def _sequence_states(self, histories: list[np.ndarray]) -> torch.Tensor:
+        """The network's state after reading each non-empty history, (len(histories), d): the query
+        whose dot product with the output embeddings (`_item_factors`) scores the next item;
+        network in eval mode, no gradients."""
 
     # ----- training ------------------------------------------------------------
     def fit(
@@ -183,18 +186,28 @@ class SequentialRecommender(Recommender):
 
     def _score_histories(self, histories: list[np.ndarray], items: np.ndarray | None) -> np.ndarray:
         assert self.network is not None
-        wanted = None if items is None else torch.from_numpy(np.asarray(items, dtype=np.int64))
         scores = np.empty((len(histories), self.n_items if items is None else len(items)), dtype=np.float32)
         filled = np.array([len(h) > 0 for h in histories], dtype=bool)
         # Nothing to condition on: popularity is the best guess, and a network fed no input has none.
         scores[~filled] = self._popularity if items is None else self._popularity[items]
         rows = np.flatnonzero(filled)
-        self.network.eval()
         for start in range(0, len(rows), self.score_batch_size):
             batch = rows[start : start + self.score_batch_size]
-            with torch.no_grad():
-                scores[batch] = self._score_sequences([histories[r] for r in batch], wanted)
+            scores[batch] = self._dot_scores(self._query_vectors(None, [histories[r] for r in batch]), items)
         return scores
+
+    def _training_histories(self, users: np.ndarray) -> list[np.ndarray]:
+        return [self.sequences[u] for u in users]
+
+    def _query_vectors(self, users: np.ndarray | None, histories: list[np.ndarray] | None) -> np.ndarray | None:
+        """The network's state after each user's training sequence or each history; None if one is empty."""
+        assert self.network is not None
+        histories = [self.sequences[u] for u in users] if users is not None else histories or []
+        if not all(len(h) for h in histories):
+            return None  # popularity scores an empty history (`_score_histories`)
+        self.network.eval()
+        with torch.no_grad():
+            return self._sequence_states(histories).numpy()
 
     # ----- persistence ---------------------------------------------------------
     def _state(self) -> dict[str, np.ndarray]:

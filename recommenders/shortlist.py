@@ -36,6 +36,7 @@ class InnerProductShortlist:
         m: how many items a search is tuned to return.
         target: the recall of the exact top `m` the tuned probe count reaches on the sample.
         seed: k-means seed, so a build is repeatable.
+        items_per_list: about how many items share a list (at most 4,096 lists).
 
     Example:
         >>> rng = np.random.default_rng(0)
@@ -53,6 +54,7 @@ class InnerProductShortlist:
         m: int,
         target: float = 0.95,
         seed: int = 0,
+        items_per_list: int = 1000,
     ) -> None:
         vectors = np.asarray(vectors, dtype=np.float32)
         bias = np.asarray(bias, dtype=np.float32).reshape(-1)
@@ -65,20 +67,28 @@ class InnerProductShortlist:
             raise InvalidArgumentError(f"sample_queries must be (n, {vectors.shape[1]}) with n > 0, got {sample.shape}")
         if not 0.0 < target <= 1.0:
             raise InvalidArgumentError(f"target must be in (0, 1], got {target!r}")
+        if isinstance(items_per_list, bool) or not isinstance(items_per_list, int) or items_per_list < 1:
+            raise InvalidArgumentError(f"items_per_list must be a positive integer, got {items_per_list!r}")
         self.n_items, self.dim, self.m, self.target = len(vectors), vectors.shape[1], int(m), float(target)
-        lifted = lift_items(vectors, bias)
-        self.n_lists = int(np.clip(self.n_items // 1000, 1, 4096))
+        # Items whose vector and bias are all zero (an item without interactions, for ALS or LightGCN)
+        # score exactly 0 for every query: they stay out of the file, and fill in after it (`_merge`).
+        # Hundreds of thousands of identical rows would otherwise crowd the lists that a search probes.
+        nonzero = np.any(vectors != 0, axis=1) | (bias != 0)
+        self.rows, self.zero_rows = np.flatnonzero(nonzero), np.flatnonzero(~nonzero)
+        lifted = lift_items(vectors[self.rows], bias[self.rows])
+        self.n_lists = int(np.clip(len(self.rows) // items_per_list, 1, 4096))
         quantizer = faiss.IndexFlatL2(lifted.shape[1])
         self.index = faiss.IndexIVFFlat(quantizer, lifted.shape[1], self.n_lists)
         self.index.cp.seed = seed
         rng = np.random.default_rng(seed)
-        train = lifted[rng.choice(self.n_items, min(self.n_items, 64 * self.n_lists), replace=False)]
-        self.index.train(train)
-        self.index.add(lifted)
+        if len(lifted):
+            self.index.train(lifted[rng.choice(len(lifted), min(len(lifted), 64 * self.n_lists), replace=False)])
+            self.index.add(lifted)
+        self.radius2 = float(np.einsum("ij,ij->i", lifted[:1], lifted[:1]).sum())  # every lifted row has norm R
         self.n_probe, self.recall = self._tune(sample, lifted)
 
     def search(self, queries: np.ndarray, m: int) -> np.ndarray:
-        """(n_queries, m) item rows, best score first among those found; -1 where the probed lists hold fewer.
+        """(n_queries, m) item rows, best score first among those found; -1 where too few were found.
 
         A search for more than the tuned `m` probes proportionally more lists.
         """
@@ -92,24 +102,46 @@ class InnerProductShortlist:
 
     def describe(self) -> str:
         """One line: size, lists, tuned probes and the recall measured when tuning."""
-        return (f"IVF{self.n_lists} inner-product shortlist over {self.n_items:,} items: nprobe {self.n_probe} "
+        zero = f" ({len(self.zero_rows):,} all-zero items kept apart)" if len(self.zero_rows) else ""
+        return (f"IVF{self.n_lists} inner-product shortlist over {self.n_items:,} items{zero}: nprobe {self.n_probe} "
                 f"finds {self.recall:.3f} of the exact top {self.m} on the tuning sample")
 
     def _search(self, queries: np.ndarray, m: int, n_probe: int) -> np.ndarray:
-        """Rows found by probing `n_probe` lists, nearest first (which is best score first)."""
+        """Rows found by probing `n_probe` lists, best score first, the all-zero items merged in."""
+        lifted = lift_queries(queries)
+        if len(self.rows) == 0:
+            return self._merge(np.full((len(queries), 0), -1), np.zeros((len(queries), 0), np.float32), m)
         params = faiss.SearchParametersIVF(nprobe=n_probe)
-        _, rows = self.index.search(lift_queries(queries), m, params=params)
-        return rows
+        distances, found = self.index.search(lifted, min(m, len(self.rows)), params=params)
+        # |q - x|^2 = |q|^2 + R^2 - 2 score, for a lifted query q and a lifted item x.
+        scores = (np.einsum("ij,ij->i", lifted, lifted)[:, None] + self.radius2 - distances) / 2
+        return self._merge(np.where(found >= 0, self.rows[np.maximum(found, 0)], -1), scores, m)
+
+    def _merge(self, rows: np.ndarray, scores: np.ndarray, m: int) -> np.ndarray:
+        """The top m of found rows (best first) and the all-zero items, which score 0: the found
+        rows scoring >= 0, then the zero items in row order, then the found rows scoring < 0."""
+        if len(self.zero_rows) == 0:
+            return np.pad(rows, ((0, 0), (0, m - rows.shape[1])), constant_values=-1)
+        out = np.full((len(rows), m), -1, dtype=np.int64)
+        for i, (r, s) in enumerate(zip(rows, scores)):
+            r, s = r[r >= 0], s[r >= 0]
+            merged = np.concatenate([r[s >= 0], self.zero_rows[:m], r[s < 0]])[:m]
+            out[i, : len(merged)] = merged
+        return out
 
     def _tune(self, sample: np.ndarray, lifted: np.ndarray) -> tuple[int, float]:
         """The fewest probes (doubling) whose mean recall of the exact top m meets the target."""
         m = min(self.m, self.n_items)
-        # A lifted query . a lifted item is exactly u . v + b (its last coordinate is 0): the scores, no copy.
-        _, exact = faiss.knn(lift_queries(sample), lifted, m, metric=faiss.METRIC_INNER_PRODUCT)
+        exact = self._merge(np.full((len(sample), 0), -1), np.zeros((len(sample), 0), np.float32), m)
+        if len(lifted):
+            # A lifted query . a lifted item is exactly u . v + b (its last coordinate is 0): the scores, no copy.
+            k = min(m, len(lifted))
+            scores, found = faiss.knn(lift_queries(sample), lifted, k, metric=faiss.METRIC_INNER_PRODUCT)
+            exact = self._merge(self.rows[found], scores, m)
         n_probe = 1
         while True:
             found = self._search(sample, m, n_probe)
-            recall = float(np.mean([len(np.intersect1d(f, e)) / m for f, e in zip(found, exact)]))
+            recall = float(np.mean([len(np.intersect1d(f[f >= 0], e)) / m for f, e in zip(found, exact)]))
             if recall >= self.target or n_probe >= self.n_lists:
                 return n_probe, recall
             n_probe = min(self.n_lists, 2 * n_probe)
@@ -119,7 +151,7 @@ def lift_items(vectors: np.ndarray, bias: np.ndarray) -> np.ndarray:
     """[v, b, sqrt(R^2 - |[v, b]|^2)] per item: equal norms R, so L2 order is score order."""
     x = np.hstack([vectors, bias[:, None]]).astype(np.float32)
     norms = np.einsum("ij,ij->i", x, x)
-    return np.ascontiguousarray(np.hstack([x, np.sqrt(np.maximum(norms.max() - norms, 0.0))[:, None]]))
+    return np.ascontiguousarray(np.hstack([x, np.sqrt(np.maximum(norms.max(initial=0.0) - norms, 0.0))[:, None]]))
 
 
 def lift_queries(queries: np.ndarray) -> np.ndarray:

@@ -69,6 +69,8 @@ def create_app(engine: Engine, folder: str | Path | None, config: ServiceConfig 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if engine.trained is not None:  # the model's first request would otherwise build its caches
+            await run_in_threadpool(engine.trained.model.warm_up)
         persister.start()
         try:
             yield

@@ -148,11 +148,14 @@ def test_fields_read_like_the_table(tmp_path: Path) -> None:
     assert [loaded.fields(r) for r in range(4)] == records(loaded)
 
 
-def test_large_benchmark_prints_each_row(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    from recommenders.neumf import NeuMF
+@pytest.mark.parametrize("model", ["neumf", "sasrec"])  # a proxy's shortlist rescored, and an exact dot product
+def test_large_benchmark_prints_each_row(
+    model: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recommenders import Recommender
 
-    monkeypatch.setattr(NeuMF, "ann_shortlist_items", 5000)  # its inverted-file shortlist, as at 1M items
-    code = bench_engine.main(["--items", "6000", "--dim", "16", "--queries", "20"])
+    monkeypatch.setattr(Recommender, "ann_shortlist_items", 5000)  # the inverted-file shortlist, as at 1M items
+    code = bench_engine.main(["--items", "6000", "--dim", "16", "--queries", "20", "--model", model])
     out = capsys.readouterr().out
     assert code == 0, out
     assert re.search(r"built in \d+ s \(catalog [\d.]+ s \+ index [\d.]+ s\): HNSW", out), out
@@ -163,8 +166,9 @@ def test_large_benchmark_prints_each_row(capsys: pytest.CaptureFixture[str], mon
     assert re.search(r"one thread / default threads, p50: [\d.]+; load average", out)
     beams = [r for r in rows if r[0].startswith("candidate search, efSearch")]
     assert len(beams) >= 2 and all(0.5 <= float(r[4]) <= 1.0 for r in beams)  # recall of the exact neighbours
-    known = re.findall(r"^recommend +6,000 +neumf, \+(\d+) model +([\d.]+) +([\d.]+)", out, re.M)  # a known user
+    known = re.findall(rf"^recommend +6,000 +{model}, \+(\d+) model +([\d.]+) +([\d.]+)", out, re.M)  # a known user
     assert len(known) == 2 and known[1][0] == "0" and all(float(p99) >= float(p50) > 0 for _, p50, p99 in known), out
     shortlists = re.findall(r"^\(model top 100 items: top_items \((.+?)\) finds ([\d.]+) of the exact top 100", out, re.M)
-    assert [name for name, _ in shortlists] == ["inverted file", "proxy over every item"], out
+    assert [name for name, _ in shortlists] == ["inverted file", "pass over every item"], out
     assert all(0.8 <= float(recall) <= 1.0 for _, recall in shortlists), out
+    assert re.search(rf"^\({model}: IVF6 inner-product shortlist over 6,000 items: nprobe \d+", out, re.M), out

@@ -195,6 +195,63 @@ def test_top_items_are_the_best_scored_items(name: str, fitted) -> None:
     assert len(model.top_items(user=0, n=1000)) == N_ITEMS
 
 
+DOT_PRODUCT = ["als", "bprmf", "gru4rec", "lightgcn", "multdae", "multvae", "sasrec"]
+
+
+def test_the_dot_product_models_are_the_ones_declared() -> None:
+    assert [name for name in list_models() if model_class(name).dot_product_scores] == DOT_PRODUCT
+
+
+@pytest.mark.parametrize("name", DOT_PRODUCT)
+def test_dot_product_models_find_their_top_items_in_the_inverted_file(name: str, fitted, monkeypatch) -> None:
+    model, _ = fitted[name]
+    monkeypatch.setattr(model, "ann_shortlist_items", 1)  # the inverted file from one item on
+    monkeypatch.setattr(model, "_shortlist", None)
+    for scores, kwargs in ((model.score([3])[0], {"user": 3}), (model.score_history([[0, 1, 2]])[0], {"history": [0, 1, 2]})):
+        top = model.top_items(n=5, **kwargs)
+        assert len(set(top.tolist())) == 5
+        np.testing.assert_allclose(scores[top], np.sort(scores)[::-1][:5], rtol=1e-5, atol=1e-5)
+    # 30 items make one list, scanned whole: exact, as the assertions above need.
+    assert model._shortlist is not None and (model._shortlist.n_lists, model._shortlist.recall) == (1, 1.0)
+
+
+def test_an_empty_sequence_skips_the_inverted_file(monkeypatch) -> None:
+    train, _, _ = planted()
+    # One more user, without a training event: an empty sequence.
+    train = InteractionData.from_arrays(train.users, train.items, train.timestamps, n_users=N_USERS + 1, n_items=N_ITEMS)
+    model = create_model("gru4rec", show_progress=False, **{**TINY["gru4rec"], "epochs": 2}).fit(train)
+    monkeypatch.setattr(model, "ann_shortlist_items", 1)
+    for scores, kwargs in ((model.score_history([[]])[0], {"history": []}), (model.score([N_USERS])[0], {"user": N_USERS})):
+        # popularity: the network has nothing to read
+        np.testing.assert_allclose(scores[model.top_items(n=5, **kwargs)], np.sort(scores)[::-1][:5])
+    assert model._shortlist is None
+    model.top_items(user=0, n=5)  # tuned on users with events only
+    assert model._shortlist is not None and model._shortlist.recall == 1.0
+
+
+def test_a_refit_drops_the_inverted_file(monkeypatch) -> None:
+    train, validation, _ = planted()
+    model = create_model("als", show_progress=False, **TINY["als"])
+    monkeypatch.setattr(model, "ann_shortlist_items", 1)
+    model.fit(train).top_items(user=0, n=5)
+    assert model._shortlist is not None
+    model.fit(train)
+    assert model._shortlist is None
+
+
+def test_inverted_file_over_many_lists_finds_most_of_the_exact_top(monkeypatch) -> None:
+    # About 6,000 items with interactions make five lists, probed as tuned on the users' own queries.
+    rng = np.random.default_rng(3)
+    users, items = rng.integers(0, 300, 30_000), rng.integers(0, 6000, 30_000)
+    data = InteractionData.from_arrays(users, items, np.arange(30_000), n_users=300, n_items=6000)
+    model = create_model("als", show_progress=False, factors=16, epochs=3).fit(data)
+    monkeypatch.setattr(model, "ann_shortlist_items", 1)
+    exact = [set(np.argsort(-model.score([u])[0])[:100].tolist()) for u in range(0, 300, 15)]
+    found = [set(model.top_items(user=u, n=100).tolist()) for u in range(0, 300, 15)]
+    assert model._shortlist is not None and model._shortlist.n_lists == 5
+    assert np.mean([len(f & e) / 100 for f, e in zip(found, exact)]) >= 0.9
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -241,7 +298,7 @@ def test_neumf_falls_back_to_the_proxy_pass_when_the_file_finds_too_few(fitted, 
     dense = model.top_items(n=5, user=3)
     monkeypatch.setattr(model, "ann_shortlist_items", 1)
     monkeypatch.setattr(model, "_shortlist", None)
-    shortlist = model._proxy_shortlist()
+    shortlist = model._inner_product_shortlist(model.shortlist_factor * 100)
     # Probed lists that held fewer than n items: FAISS pads with -1.
     monkeypatch.setattr(shortlist, "search", lambda queries, m: np.array([[7, 2, -1, -1, -1, -1, -1, -1, -1, -1]]))
     assert np.array_equal(model.top_items(n=5, user=3), dense)

@@ -349,6 +349,17 @@ def test_events_change_the_users_recommendations(client: TestClient, shop: Shop)
     assert client.get("/users", params={"limit": 1000}).json()["users"][-1] == "visitor"
 
 
+def test_the_model_is_warmed_up_before_the_first_request(shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+    from recommenders import Recommender
+
+    monkeypatch.setattr(Recommender, "ann_shortlist_items", 1)  # the inverted file, as from 200k items
+    shop.engine.fit(toy_log(), model="als", show_progress=False)
+    model = shop.engine.trained.model
+    assert model.inverted_file is None  # built lazily, by the first top_items call or by warm_up
+    with shop.client():
+        assert model.inverted_file is not None
+
+
 # ----- saving --------------------------------------------------------------------
 def test_save_then_load_and_restart_keep_the_writes(shop: Shop) -> None:
     with shop.client() as client:

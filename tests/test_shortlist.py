@@ -83,3 +83,38 @@ def test_one_list_is_exact() -> None:
 def test_bad_input_is_named(vectors, bias, sample, target, message) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(InvalidArgumentError, match=message):
         InnerProductShortlist(vectors, bias, sample, m=3, target=target)
+
+
+@pytest.mark.parametrize("items_per_list", [0, 2.5, True])
+def test_bad_list_size_is_named(items_per_list) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(InvalidArgumentError, match=rf"items_per_list must be a positive integer, got {items_per_list!r}"):
+        InnerProductShortlist(np.ones((5, 4)), np.ones(5), np.ones((1, 4)), m=3, items_per_list=items_per_list)
+
+
+def test_items_per_list_sets_the_list_count() -> None:
+    rng = np.random.default_rng(8)
+    vectors, sample = rng.standard_normal((2000, 8)), rng.standard_normal((30, 8))
+    assert InnerProductShortlist(vectors, np.zeros(2000), sample, m=20).n_lists == 2
+    assert InnerProductShortlist(vectors, np.zeros(2000), sample, m=20, items_per_list=50).n_lists == 40
+
+
+def test_all_zero_items_are_kept_apart_and_score_zero() -> None:
+    # 9,000 items without interactions (ALS gives them zero vectors) beside 1,000 trained ones.
+    rng = np.random.default_rng(9)
+    vectors = np.zeros((10_000, 8), dtype=np.float32)
+    trained = rng.choice(10_000, 1_000, replace=False)
+    vectors[trained] = rng.standard_normal((1_000, 8))
+    bias = np.zeros(10_000, dtype=np.float32)
+    queries = rng.standard_normal((40, 8)).astype(np.float32)
+    shortlist = InnerProductShortlist(vectors, bias, queries[:20], m=50)
+    assert len(shortlist.rows) == 1_000 and shortlist.n_lists == 1 and "9,000 all-zero items kept apart" in shortlist.describe()
+    scores = queries[20:] @ vectors.T
+    for m in (50, 600):  # more than the items scoring > 0: zero items fill in, in row order, before negative ones
+        found = shortlist.search(queries[20:], m)
+        assert (found >= 0).all() and all(len(set(f.tolist())) == m for f in found)
+        np.testing.assert_allclose(np.take_along_axis(scores, found, 1), -np.sort(-scores, axis=1)[:, :m], atol=1e-5)
+
+
+def test_every_item_all_zero() -> None:
+    shortlist = InnerProductShortlist(np.zeros((30, 4)), np.zeros(30), np.ones((2, 4)), m=5)
+    assert shortlist.search(np.ones((1, 4)), 5).tolist() == [[0, 1, 2, 3, 4]] and shortlist.recall == 1.0
