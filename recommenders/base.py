@@ -328,13 +328,13 @@ class Recommender(ABC):
         return self._shortlist
 
     def _build_shortlist(self, users: np.ndarray, m: int, items_per_list: int = 1000) -> InnerProductShortlist:
-        """`_item_factors` in an inverted file, tuned for top-`m` searches on the queries of `users` (with
-        training events) and of their training items as histories: fold-in queries can lie elsewhere
-        (BPR-MF's found 0.80 of their exact top 100 on ML-100K with probes tuned on users alone)."""
+        """`_item_factors` in an inverted file, tuned for top-`m` searches on two groups of queries: `users`'
+        (with training events) and their training items' as histories, since fold-in queries can lie
+        elsewhere (BPR-MF's found 0.80 of their exact top 100 on ML-100K with probes tuned on users alone)."""
         vectors, bias = self._item_factors()
         queries = [self._query_vectors(users, None), self._query_vectors(None, self._training_histories(users))]
         bias = np.zeros(len(vectors), dtype=np.float32) if bias is None else bias
-        return InnerProductShortlist(vectors, bias, np.vstack(queries), m=m, seed=self.config.seed,
+        return InnerProductShortlist(vectors, bias, queries, m=m, seed=self.config.seed,
                                      items_per_list=items_per_list)
 
     def _training_histories(self, users: np.ndarray) -> list[np.ndarray]:

@@ -32,7 +32,8 @@ class InnerProductShortlist:
         vectors: (n_items, d) item vectors.
         bias: (n_items,) per-item score added to the dot product.
         sample_queries: (n_sample, d) queries like those to come (e.g. a sample of user
-            vectors); the probe count is tuned on them. At least one row.
+            vectors), or a list of such groups (user vectors, fold-in vectors of histories);
+            the probe count is tuned on them, until each group's mean recall meets `target`.
         m: how many items a search is tuned to return.
         target: the recall of the exact top `m` the tuned probe count reaches on the sample.
         seed: k-means seed, so a build is repeatable.
@@ -50,7 +51,7 @@ class InnerProductShortlist:
         self,
         vectors: np.ndarray,
         bias: np.ndarray,
-        sample_queries: np.ndarray,
+        sample_queries: np.ndarray | list[np.ndarray],
         m: int,
         target: float = 0.95,
         seed: int = 0,
@@ -58,13 +59,16 @@ class InnerProductShortlist:
     ) -> None:
         vectors = np.asarray(vectors, dtype=np.float32)
         bias = np.asarray(bias, dtype=np.float32).reshape(-1)
-        sample = np.asarray(sample_queries, dtype=np.float32)
+        groups = [np.asarray(q, dtype=np.float32) for q in (sample_queries if isinstance(sample_queries, list)
+                                                             else [sample_queries])]
         if vectors.ndim != 2 or len(vectors) == 0 or bias.shape != (len(vectors),):
             raise InvalidArgumentError(
                 f"vectors must be (n_items, d) with n_items > 0 and bias (n_items,), got {vectors.shape} and {bias.shape}"
             )
-        if sample.ndim != 2 or sample.shape[1] != vectors.shape[1] or len(sample) == 0:
-            raise InvalidArgumentError(f"sample_queries must be (n, {vectors.shape[1]}) with n > 0, got {sample.shape}")
+        for sample in groups:
+            if sample.ndim != 2 or sample.shape[1] != vectors.shape[1] or len(sample) == 0:
+                want = f"(n, {vectors.shape[1]}) with n > 0"
+                raise InvalidArgumentError(f"sample_queries must be {want}, or a list of such, got {sample.shape}")
         if not 0.0 < target <= 1.0:
             raise InvalidArgumentError(f"target must be in (0, 1], got {target!r}")
         if isinstance(items_per_list, bool) or not isinstance(items_per_list, int) or items_per_list < 1:
@@ -85,7 +89,7 @@ class InnerProductShortlist:
             self.index.train(lifted[rng.choice(len(lifted), min(len(lifted), 64 * self.n_lists), replace=False)])
             self.index.add(lifted)
         self.radius2 = float(np.einsum("ij,ij->i", lifted[:1], lifted[:1]).sum())  # every lifted row has norm R
-        self.n_probe, self.recall = self._tune(sample, lifted)
+        self.n_probe, self.recall = self._tune(groups, lifted)
 
     def search(self, queries: np.ndarray, m: int) -> np.ndarray:
         """(n_queries, m) item rows, best score first among those found; -1 where too few were found.
@@ -104,7 +108,7 @@ class InnerProductShortlist:
         """One line: size, lists, tuned probes and the recall measured when tuning."""
         zero = f" ({len(self.zero_rows):,} all-zero items kept apart)" if len(self.zero_rows) else ""
         return (f"IVF{self.n_lists} inner-product shortlist over {self.n_items:,} items{zero}: nprobe {self.n_probe} "
-                f"finds {self.recall:.3f} of the exact top {self.m} on the tuning sample")
+                f"finds {self.recall:.3f} of the exact top {self.m} on the tuning sample (its least group)")
 
     def _search(self, queries: np.ndarray, m: int, n_probe: int) -> np.ndarray:
         """Rows found by probing `n_probe` lists, best score first, the all-zero items merged in."""
@@ -129,9 +133,11 @@ class InnerProductShortlist:
             out[i, : len(merged)] = merged
         return out
 
-    def _tune(self, sample: np.ndarray, lifted: np.ndarray) -> tuple[int, float]:
-        """The fewest probes (doubling) whose mean recall of the exact top m meets the target."""
-        m = min(self.m, self.n_items)
+    def _tune(self, groups: list[np.ndarray], lifted: np.ndarray) -> tuple[int, float]:
+        """The fewest probes (doubling) at which each group's mean recall of the exact top m meets the
+        target; returns them and the least group's recall."""
+        m, sample = min(self.m, self.n_items), np.vstack(groups)
+        group = np.repeat(np.arange(len(groups)), [len(g) for g in groups])
         exact = self._merge(np.full((len(sample), 0), -1), np.zeros((len(sample), 0), np.float32), m)
         if len(lifted):
             # A lifted query . a lifted item is exactly u . v + b (its last coordinate is 0): the scores, no copy.
@@ -141,7 +147,8 @@ class InnerProductShortlist:
         n_probe = 1
         while True:
             found = self._search(sample, m, n_probe)
-            recall = float(np.mean([len(np.intersect1d(f[f >= 0], e)) / m for f, e in zip(found, exact)]))
+            hits = np.array([len(np.intersect1d(f[f >= 0], e)) / m for f, e in zip(found, exact)])
+            recall = float(min(hits[group == g].mean() for g in range(len(groups))))
             if recall >= self.target or n_probe >= self.n_lists:
                 return n_probe, recall
             n_probe = min(self.n_lists, 2 * n_probe)
