@@ -17,7 +17,8 @@ without a test event; the rows are measured on the test users:
   the session read by a sequence model);
 - NDCG@10 on the test split when a user's candidates are the file's top 100 + as many as the
   user has seen (then removed, as the engine asks `top_items`), against the exact top as many,
-  and against every item.
+  and against every item. Training items are masked, validation items are not: a comparison
+  of the three, not the evaluation's protocol (`evaluation.protocols.evaluate_full`).
 
 Usage:
     .venv/bin/python benchmarks/bench_shortlist.py
