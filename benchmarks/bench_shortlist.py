@@ -90,7 +90,7 @@ def row(name: str, model: Recommender, fit_s: float, split, test_users: np.ndarr
         tuning: np.ndarray, items_per_list: int) -> None:
     """Build the model's inverted file as `top_items` does, at `items_per_list`, and print its row."""
     # Benchmark-only peeks: the model builds its file as `top_items` does, at `items_per_list`.
-    shortlist = model._build_shortlist(tuning, M, items_per_list)
+    shortlist = model._build_shortlist(tuning, items_per_list)  # tuned for its top `inverted_file_m`, 100
     sequences = split.train.sequences()
     histories = [sequences[u] for u in test_users]  # the user's items, oldest first, as an anonymous visitor's
     found = {}

@@ -98,9 +98,10 @@ class Recommender(ABC):
     # None: a generic grid around the config's defaults; {}: nothing to tune.
     tuning_grid: ClassVar[dict[str, list[Any]] | None] = None
 
-    # From this many items a model with `dot_product_scores` (and NeuMF, by its proxy) finds its top items
-    # in an inverted file (recommenders/shortlist.py; docs/evaluation.md); below, scoring every item is cheap.
+    # From this many items a model with `dot_product_scores` (and NeuMF, by its proxy) finds its top items in an
+    # inverted file (recommenders/shortlist.py), tuned for top-`inverted_file_m` searches (the engine's default).
     ann_shortlist_items: ClassVar[int] = 200_000
+    inverted_file_m: ClassVar[int] = 100
 
     # Seconds after which `_train_epochs` starts no new epoch (None: no limit). `fit(model="auto")`
     # sets it on the models it tries, to keep to its time budget; a training constraint, not saved.
@@ -277,15 +278,12 @@ class Recommender(ABC):
         return self._top_items(None, self._check_histories([history]), n)
 
     def _top_items(self, user: np.ndarray | None, history: list[np.ndarray] | None, n: int) -> np.ndarray:
-        """`top_items` for a checked user row (1-element array) or history; scores every item, or, with
-        `dot_product_scores` from `ann_shortlist_items` items, searches the inverted file unless the
-        query has no vector (an empty history) or the probed lists held fewer than `n` items."""
-        if self.dot_product_scores and self.n_items >= self.ann_shortlist_items:
-            query = self._query_vectors(user, history)
-            if query is not None:
-                found = self._inner_product_shortlist().search(query, n)[0]
-                if found.min() >= 0:
-                    return found
+        """`top_items` for a checked user row (1-element array) or history: scores every item, or searches
+        the inverted file (`_searches_inverted_file`) unless the query has no vector or it finds < `n` items."""
+        query = self._query_vectors(user, history) if self._searches_inverted_file() else None
+        found = None if query is None else self._inner_product_shortlist().search(query, n)[0]
+        if found is not None and found.min() >= 0:
+            return found
         scores = self._score_users(user, None) if user is not None else self._score_histories(history or [], None)
         return top_k(np.asarray(scores, dtype=np.float32), n)[0][0]
 
@@ -293,8 +291,11 @@ class Recommender(ABC):
         """Build now what the first `top_items` call would (the inverted file: about 5 s at 1M items);
         the service calls it before it answers, so that its first known user does not wait."""
         self._check_fitted()
-        if self.dot_product_scores and self.n_items >= self.ann_shortlist_items:
+        if self._searches_inverted_file():
             self._inner_product_shortlist()
+
+    def _searches_inverted_file(self) -> bool:
+        return self.dot_product_scores and self.n_items >= self.ann_shortlist_items
 
     @property
     def inverted_file(self) -> InnerProductShortlist | None:
@@ -318,24 +319,23 @@ class Recommender(ABC):
         scores = queries @ vectors.T
         return scores if bias is None else scores + bias
 
-    def _inner_product_shortlist(self, m: int = 100) -> InnerProductShortlist:
+    def _inner_product_shortlist(self) -> InnerProductShortlist:
         """The inverted file of `_build_shortlist` on 200 users with training events; built once, dropped at `fit`."""
         if self._shortlist is None:
             assert self.train_matrix is not None
             active = np.flatnonzero(np.diff(self.train_matrix.indptr) > 0)
             users = np.random.default_rng(self.config.seed).choice(active, min(len(active), 200), replace=False)
-            self._shortlist = self._build_shortlist(np.sort(users), m)
+            self._shortlist = self._build_shortlist(np.sort(users))
         return self._shortlist
 
-    def _build_shortlist(self, users: np.ndarray, m: int, items_per_list: int = 1000) -> InnerProductShortlist:
-        """`_item_factors` in an inverted file, tuned for top-`m` searches on two groups of queries: `users`'
-        (with training events) and their training items' as histories, since fold-in queries can lie
-        elsewhere (BPR-MF's found 0.80 of their exact top 100 on ML-100K with probes tuned on users alone)."""
+    def _build_shortlist(self, users: np.ndarray, items_per_list: int = 1000) -> InnerProductShortlist:
+        """`_item_factors` in an inverted file, tuned on two groups of queries: `users`' (with training events)
+        and their training items' as histories, since fold-in queries can lie elsewhere (BPR-MF's found
+        0.80 of their exact top 100 on ML-100K with probes tuned on users alone)."""
         vectors, bias = self._item_factors()
         queries = [self._query_vectors(users, None), self._query_vectors(None, self._training_histories(users))]
-        bias = np.zeros(len(vectors), dtype=np.float32) if bias is None else bias
-        return InnerProductShortlist(vectors, bias, queries, m=m, seed=self.config.seed,
-                                     items_per_list=items_per_list)
+        m, seed = self.inverted_file_m, self.config.seed
+        return InnerProductShortlist(vectors, bias, queries, m=m, seed=seed, items_per_list=items_per_list)
 
     def _training_histories(self, users: np.ndarray) -> list[np.ndarray]:
         """Each user's training items as a history, in the order the model reads one."""

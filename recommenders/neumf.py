@@ -132,6 +132,7 @@ class NeuMF(Recommender):
     }
     # `top_items` scores exactly this many times `n` items, shortlisted by a dot-product proxy.
     shortlist_factor: ClassVar[int] = 10
+    inverted_file_m: ClassVar[int] = shortlist_factor * 100  # the proxy's shortlist for 100 candidates
     config: NeuMFConfig
 
     def __init__(self, config: NeuMFConfig | None = None, **overrides: object) -> None:
@@ -322,12 +323,10 @@ class NeuMF(Recommender):
                 user_gmf, user_mlp = self.network.user_gmf(u), self.network.user_mlp(u)
         else:
             user_gmf, user_mlp = self._history_vectors(history or [])
-        with torch.no_grad():
-            query = (user_gmf * self.network.out_gmf.weight[0]).numpy()
+        query = self._proxy_query(user_gmf)
         shortlist = np.empty(0, dtype=np.int64)
-        if self.n_items >= self.ann_shortlist_items:
-            shortlist_file = self._inner_product_shortlist(self.shortlist_factor * 100)
-            found = shortlist_file.search(query, self.shortlist_factor * n)[0]
+        if self._searches_inverted_file():
+            found = self._inner_product_shortlist().search(query, self.shortlist_factor * n)[0]
             shortlist = found[found >= 0]
         if len(shortlist) < n:  # a small catalog, or probed lists that held too few items
             shortlist = top_k(self._dot_scores(query, None), self.shortlist_factor * n)[0][0]
@@ -335,20 +334,24 @@ class NeuMF(Recommender):
         return shortlist[top_k(exact, n)[0][0]]
 
     def warm_up(self) -> None:
-        """Build the item cache, the proxy's prior and (from `ann_shortlist_items` items) its inverted file."""
-        self._check_fitted()
+        """Build the inverted file (see the base class), the item cache and the proxy's prior."""
+        super().warm_up()
         self._item_factors()
-        if self.n_items >= self.ann_shortlist_items:
-            self._inner_product_shortlist(self.shortlist_factor * 100)
+
+    def _searches_inverted_file(self) -> bool:
+        return self.n_items >= self.ann_shortlist_items  # the proxy's, though the scores are no dot product
 
     def _query_vectors(self, users: np.ndarray | None, histories: list[np.ndarray] | None) -> np.ndarray:
-        """The proxy's query: each user's GMF vector times the GMF output weights."""
+        """The proxy's query (`_proxy_query`) of user rows or of histories folded in."""
+        assert self.network is not None
+        if users is None:
+            return self._proxy_query(self._history_vectors(histories or [])[0])
+        return self._proxy_query(self.network.user_gmf.weight.detach()[torch.from_numpy(users)])
+
+    def _proxy_query(self, user_gmf: torch.Tensor) -> np.ndarray:
+        """Each user's GMF vector times the GMF output weights: the query side of the proxy."""
         assert self.network is not None
         with torch.no_grad():
-            if users is not None:
-                user_gmf = self.network.user_gmf(torch.from_numpy(users))
-            else:
-                user_gmf = self._history_vectors(histories or [])[0]
             return (user_gmf * self.network.out_gmf.weight[0]).numpy()
 
     def _item_factors(self) -> tuple[np.ndarray, np.ndarray]:

@@ -30,7 +30,7 @@ class InnerProductShortlist:
 
     Args:
         vectors: (n_items, d) item vectors.
-        bias: (n_items,) per-item score added to the dot product.
+        bias: (n_items,) per-item score added to the dot product, or None for none.
         sample_queries: (n_sample, d) queries like those to come (e.g. a sample of user
             vectors), or a list of such groups (user vectors, fold-in vectors of histories);
             the probe count is tuned on them, until each group's mean recall meets `target`.
@@ -50,7 +50,7 @@ class InnerProductShortlist:
     def __init__(
         self,
         vectors: np.ndarray,
-        bias: np.ndarray,
+        bias: np.ndarray | None,
         sample_queries: np.ndarray | list[np.ndarray],
         m: int,
         target: float = 0.95,
@@ -58,7 +58,7 @@ class InnerProductShortlist:
         items_per_list: int = 1000,
     ) -> None:
         vectors = np.asarray(vectors, dtype=np.float32)
-        bias = np.asarray(bias, dtype=np.float32).reshape(-1)
+        bias = np.zeros(len(vectors), np.float32) if bias is None else np.asarray(bias, dtype=np.float32).reshape(-1)
         groups = [np.asarray(q, dtype=np.float32) for q in (sample_queries if isinstance(sample_queries, list)
                                                              else [sample_queries])]
         if vectors.ndim != 2 or len(vectors) == 0 or bias.shape != (len(vectors),):
@@ -117,15 +117,17 @@ class InnerProductShortlist:
             return self._merge(np.full((len(queries), 0), -1), np.zeros((len(queries), 0), np.float32), m)
         params = faiss.SearchParametersIVF(nprobe=n_probe)
         distances, found = self.index.search(lifted, min(m, len(self.rows)), params=params)
+        rows = np.where(found >= 0, self.rows[np.maximum(found, 0)], -1)
+        if len(self.zero_rows) == 0:  # nothing to merge: the scores are not needed
+            return rows
         # |q - x|^2 = |q|^2 + R^2 - 2 score, for a lifted query q and a lifted item x.
-        scores = (np.einsum("ij,ij->i", lifted, lifted)[:, None] + self.radius2 - distances) / 2
-        return self._merge(np.where(found >= 0, self.rows[np.maximum(found, 0)], -1), scores, m)
+        return self._merge(rows, (np.einsum("ij,ij->i", lifted, lifted)[:, None] + self.radius2 - distances) / 2, m)
 
     def _merge(self, rows: np.ndarray, scores: np.ndarray, m: int) -> np.ndarray:
         """The top m of found rows (best first) and the all-zero items, which score 0: the found
         rows scoring >= 0, then the zero items in row order, then the found rows scoring < 0."""
         if len(self.zero_rows) == 0:
-            return np.pad(rows, ((0, 0), (0, m - rows.shape[1])), constant_values=-1)
+            return rows
         out = np.full((len(rows), m), -1, dtype=np.int64)
         for i, (r, s) in enumerate(zip(rows, scores)):
             r, s = r[r >= 0], s[r >= 0]
@@ -138,12 +140,13 @@ class InnerProductShortlist:
         target; returns them and the least group's recall."""
         m, sample = min(self.m, self.n_items), np.vstack(groups)
         group = np.repeat(np.arange(len(groups)), [len(g) for g in groups])
-        exact = self._merge(np.full((len(sample), 0), -1), np.zeros((len(sample), 0), np.float32), m)
         if len(lifted):
             # A lifted query . a lifted item is exactly u . v + b (its last coordinate is 0): the scores, no copy.
             k = min(m, len(lifted))
             scores, found = faiss.knn(lift_queries(sample), lifted, k, metric=faiss.METRIC_INNER_PRODUCT)
             exact = self._merge(self.rows[found], scores, m)
+        else:
+            exact = self._search(sample, m, 1)  # every item all-zero: the search is exact, in row order
         n_probe = 1
         while True:
             found = self._search(sample, m, n_probe)

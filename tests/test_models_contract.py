@@ -298,7 +298,7 @@ def test_neumf_falls_back_to_the_proxy_pass_when_the_file_finds_too_few(fitted, 
     dense = model.top_items(n=5, user=3)
     monkeypatch.setattr(model, "ann_shortlist_items", 1)
     monkeypatch.setattr(model, "_shortlist", None)
-    shortlist = model._inner_product_shortlist(model.shortlist_factor * 100)
+    shortlist = model._inner_product_shortlist()
     # Probed lists that held fewer than n items: FAISS pads with -1.
     monkeypatch.setattr(shortlist, "search", lambda queries, m: np.array([[7, 2, -1, -1, -1, -1, -1, -1, -1, -1]]))
     assert np.array_equal(model.top_items(n=5, user=3), dense)
