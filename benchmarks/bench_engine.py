@@ -29,6 +29,7 @@ Usage:
     .venv/bin/python benchmarks/bench_engine.py --items 1000000 --dim 128
     .venv/bin/python benchmarks/bench_engine.py --items 1000000 --dim 128 --data films
     .venv/bin/python benchmarks/bench_engine.py --items 1000000 --dim 128 --data films --model sasrec
+    .venv/bin/python benchmarks/bench_engine.py --items 1000000 --dim 128 --data films --model hybrid --base sasrec
 """
 
 from __future__ import annotations
@@ -80,9 +81,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", choices=("clustered", "films"), default="clustered",
                    help="with --items: synthetic clustered vectors, or real film embeddings repeated with noise")
     p.add_argument("--model", choices=list_models(), default="neumf", help="the model of the known-user rows")
+    p.add_argument("--base", choices=sorted(set(list_models()) - {"hybrid"}), default="als",
+                   help="with --model hybrid: the CF model it blends with the item vectors")
     args = p.parse_args(argv)
+    # Two epochs: these rows measure serving, not quality. A hybrid trains its base for them.
+    fit = {"base": args.base, "base_config": {"epochs": 2}} if args.model == "hybrid" else {"epochs": 2}
     if args.items:
-        return bench_large(args.items, args.dim, args.queries, args.data, args.model)
+        return bench_large(args.items, args.dim, args.queries, args.data, args.model, fit)
     sizes = [10_000] if args.quick else [10_000, 100_000]
     n_q = 100 if args.quick else args.queries
     rng = np.random.default_rng(0)
@@ -99,11 +104,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'similar':<10} {n:>8,} {'exact flat':<22} {np.median(t_exact)*1e3:>8.2f} {np.percentile(t_exact, 99)*1e3:>8.2f} {1.0:>10.3f} {1.0:>13.2f}")
         print(f"{'similar':<10} {n:>8,} {'auto: ' + str(kind):<22} {np.median(t_auto)*1e3:>8.2f} {np.percentile(t_auto, 99)*1e3:>8.2f} {recall:>10.3f} {np.median(t_auto)/np.median(t_exact):>13.2f}")
         if n == sizes[-1] and not args.quick:
-            bench_recommend(picked, vectors, rng, n_q, args.model)
+            bench_recommend(picked, vectors, rng, n_q, args.model, fit)
     return 0
 
 
-def bench_large(n: int, dim: int, n_q: int, data: str = "clustered", model: str = "neumf") -> int:
+def bench_large(n: int, dim: int, n_q: int, data: str = "clustered", model: str = "neumf",
+                fit: dict | None = None) -> int:
     """similar() and recommend(history=...) latency on one synthetic catalog of `n` items.
 
     Prints, as each is measured: the build split into catalog and index, the first call of
@@ -152,7 +158,7 @@ def bench_large(n: int, dim: int, n_q: int, data: str = "clustered", model: str 
     print(f"(one thread / default threads, p50: {ratio:.2f}; load average {os.getloadavg()[0]:.1f})", flush=True)
     candidate_beams(engine, vectors, histories[:100])
     print("recommend(user) with a trained model (the rows of the 100k run, at this size):", flush=True)
-    bench_recommend(engine, vectors, rng, n_q, model)
+    bench_recommend(engine, vectors, rng, n_q, model, fit)
     return 0
 
 
@@ -213,7 +219,9 @@ def candidate_search_times(engine: Engine, histories: list[list[str]], threads: 
     return [f.tolist() for f in found], seconds
 
 
-def bench_recommend(engine: Engine, vectors: np.ndarray, rng: np.random.Generator, n_q: int, model: str) -> None:
+def bench_recommend(engine: Engine, vectors: np.ndarray, rng: np.random.Generator, n_q: int, model: str,
+                    fit: dict | None = None) -> None:
+    """recommend(user) with `model` fitted on a simulated log (`fit`: its config fields; default 2 epochs)."""
     n = len(engine.index)
     users, per_user = 2000, 20
     items = np.minimum(rng.zipf(1.3, users * per_user) - 1, n - 1)
@@ -222,7 +230,7 @@ def bench_recommend(engine: Engine, vectors: np.ndarray, rng: np.random.Generato
                         "timestamp": np.arange(users * per_user)})
     # A named model, not the default "auto": the rows measure serving with one known model.
     start = time.perf_counter()
-    engine.fit(Interactions(log), model, epochs=2, show_progress=False)
+    engine.fit(Interactions(log), model, show_progress=False, **(fit or {"epochs": 2}))
     fit_s = time.perf_counter() - start
     who = [f"u{i}" for i in rng.choice(users, n_q)]
     shortlist_recall(engine, who)
@@ -239,7 +247,8 @@ def bench_recommend(engine: Engine, vectors: np.ndarray, rng: np.random.Generato
     for model_candidates, t in seconds.items():
         label = f"{model}, +{model_candidates} model"
         print(f"{'recommend':<10} {n:>8,} {label:<22} {np.median(t)*1e3:>8.2f} {np.percentile(t, 99)*1e3:>8.2f} {'':>10} {'':>13}")
-    print(f"(recommend: {engine.config.recommend.n_candidates} content candidates; fit of 2 epochs took {fit_s:.0f} s)")
+    print(f"(recommend: {engine.config.recommend.n_candidates} content candidates; fit ({fit or 'epochs 2'}) took "
+          f"{fit_s:.0f} s)")
 
 
 def candidate_searches(engine: Engine, vectors: np.ndarray, rng: np.random.Generator, n_requests: int = 100) -> None:

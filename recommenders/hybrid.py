@@ -28,6 +28,17 @@ has a content vector only) has no CF evidence, so its z_cf is set to 0, the user
 and its content similarity alone lifts or sinks it; a user with a short history gets
 the items near what they did see. A user or visitor with no history has a zero profile:
 their content part is 0 and the CF part alone ranks.
+
+Over a large catalogue (`ann_shortlist_items`) a hybrid whose base scores by a dot product
+finds its top items in the inverted file, as the base would: for one user the blend is a
+positive multiple of one dot product, plus a constant that does not change the order.
+With `a = (1 - weight) / sd_cf` and `c = weight / sd_content` (the user's z-score scales),
+
+    query  [a q, a, c p, a mean_cf]  .  item [warm v, warm b, f, cold]
+
+where `q . v + b` is the base's score, `p . f` the content cosine and warm / cold say
+whether the item had training events: a warm item gets `a (q . v + b) + c p . f`, a cold one
+`c p . f + a mean_cf`, and both equal the blend plus `a mean_cf + c mean_content`.
 """
 
 from __future__ import annotations
@@ -109,10 +120,13 @@ class Hybrid(Recommender):
 
     def __init__(self, config: HybridConfig | None = None, **overrides: Any) -> None:
         super().__init__(config, **overrides)
-        self.scores_sessions = model_class(self.config.base).scores_sessions  # type: ignore[misc]
+        base_class = model_class(self.config.base)
+        self.scores_sessions = base_class.scores_sessions  # type: ignore[misc]
+        self.dot_product_scores = base_class.dot_product_scores  # type: ignore[misc]
         self.base: Recommender | None = None
         self.features = np.zeros((0, 0), dtype=np.float32)
         self.profiles = np.zeros((0, 0), dtype=np.float32)
+        self.cold = np.zeros(0, dtype=bool)  # items without training events
 
     # ----- training -------------------------------------------------------
     def fit(
@@ -157,6 +171,7 @@ class Hybrid(Recommender):
         self.base, self.training = base, base.training
         self.features = _normalise(features)
         self.profiles = self._profiles(train.sequences())
+        self.cold = _without_events(self.train_matrix)
         return self
 
     def _profiles(self, histories: list[np.ndarray]) -> np.ndarray:
@@ -189,19 +204,49 @@ class Hybrid(Recommender):
     def _blend(self, cf: Any, profiles: np.ndarray, items: np.ndarray | None) -> np.ndarray:
         """(1 - weight) z_cf + weight z_content for `items` (all when None); the base's scores when weight is 0."""
         weight = float(self.config.weight)
-        columns = np.arange(self.n_items) if items is None else items
-        cf_scores = np.asarray(cf(items), dtype=np.float64)
         if weight == 0.0:
-            return cf_scores
+            return np.asarray(cf(items), dtype=np.float64)
+        columns = np.arange(self.n_items) if items is None else items
         ref = self.reference_rows()
-        cf_ref = cf_scores[:, ref] if items is None else np.asarray(cf(ref), dtype=np.float64)
+        if items is None:
+            cf_scores = np.asarray(cf(None), dtype=np.float64)
+            cf_ref = cf_scores[:, ref]
+        else:  # one call of the base for both (a sequence model reads the history once)
+            both = np.asarray(cf(np.concatenate([items, ref])), dtype=np.float64)
+            cf_scores, cf_ref = both[:, : len(items)], both[:, len(items) :]
         z_cf = _zscore(cf_scores, cf_ref)
-        assert self.train_matrix is not None
-        cold = np.asarray(self.train_matrix.sum(axis=0)).ravel()[columns] == 0
-        z_cf[:, cold] = 0.0  # no CF evidence: neutral, the content part decides
+        z_cf[:, self.cold[columns]] = 0.0  # no CF evidence: neutral, the content part decides
         content = profiles @ self.features[columns].T
         z_content = _zscore(content, profiles @ self.features[ref].T)
         return (1.0 - weight) * z_cf + weight * z_content
+
+    # ----- the blend as one dot product (see the module docstring) ----------
+    def _query_vectors(self, users: np.ndarray | None, histories: list[np.ndarray] | None) -> np.ndarray | None:
+        assert self.base is not None
+        base, weight = self.base, float(self.config.weight)
+        queries = base._query_vectors(users, histories)
+        if queries is None or weight == 0.0:
+            return queries
+        profiles = self.profiles[users] if users is not None else self._profiles(histories or [])
+        ref = self.reference_rows()
+        mean_cf, sd_cf = _stats(np.asarray(base._dot_scores(queries, ref), dtype=np.float64))
+        _, sd_content = _stats(np.asarray(profiles @ self.features[ref].T, dtype=np.float64))
+        a, c = (1.0 - weight) / sd_cf, weight / sd_content
+        return np.hstack([a * queries, a, c * profiles, a * mean_cf]).astype(np.float32)
+
+    def _item_factors(self) -> tuple[np.ndarray, np.ndarray | None]:
+        assert self.base is not None
+        vectors, bias = self.base._item_factors()
+        if float(self.config.weight) == 0.0:
+            return vectors, bias
+        cold = self.cold
+        warm = (~cold).astype(np.float32)[:, None]
+        bias = np.zeros((len(vectors), 1), np.float32) if bias is None else np.asarray(bias).reshape(-1, 1)
+        return np.hstack([warm * vectors, warm * bias, self.features, cold[:, None]]).astype(np.float32), None
+
+    def _training_histories(self, users: np.ndarray) -> list[np.ndarray]:
+        assert self.base is not None
+        return self.base._training_histories(users)
 
     # ----- persistence ----------------------------------------------------
     def _state(self) -> dict[str, np.ndarray]:
@@ -221,6 +266,7 @@ class Hybrid(Recommender):
         base.n_users, base.n_items, base.train_matrix = self.n_users, self.n_items, self.train_matrix
         base._load_state({k[len(_BASE_STATE):]: v for k, v in arrays.items() if k.startswith(_BASE_STATE)})
         self.base, self.features, self.profiles = base, features, profiles
+        self.cold = _without_events(self.train_matrix)
 
 
 def _zscore(scores: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -229,12 +275,22 @@ def _zscore(scores: np.ndarray, reference: np.ndarray) -> np.ndarray:
     Only finite reference scores count (a base may score masked items -inf), so one such item
     cannot turn a user's whole row into NaN.
     """
+    mean, std = _stats(reference)
+    return (scores - mean) / std
+
+
+def _without_events(train_matrix: Any) -> np.ndarray:
+    """Whether each item (column) had no training events."""
+    return np.asarray(train_matrix.sum(axis=0)).ravel() == 0
+
+
+def _stats(reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's mean and standard deviation (1 when that is 0) over its finite scores, as (b, 1) columns."""
     finite = np.isfinite(reference)
     counts = np.maximum(finite.sum(axis=1, keepdims=True), 1)
-    values = np.where(finite, reference, 0.0)
-    mean = values.sum(axis=1, keepdims=True) / counts
+    mean = np.where(finite, reference, 0.0).sum(axis=1, keepdims=True) / counts
     std = np.sqrt((np.where(finite, reference - mean, 0.0) ** 2).sum(axis=1, keepdims=True) / counts)
-    return (scores - mean) / np.where(std > 0, std, 1.0)
+    return mean, np.where(std > 0, std, 1.0)
 
 
 def _check_features(item_features: np.ndarray | None, n_items: int) -> np.ndarray:

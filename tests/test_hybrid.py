@@ -160,3 +160,48 @@ def test_a_base_that_scores_some_items_minus_infinity_keeps_the_others_ranked(pl
     monkeypatch.setattr(base, "score", lambda users, items=None: masked[users][:, columns if items is None else items])
     scores = hybrid.score(np.arange(N_USERS))
     assert np.isneginf(scores[:, 0]).all() and np.isfinite(scores[:, 1:]).all()
+
+
+# Tiny dot-product bases: each fits the planted data in about a second.
+DOT_BASES = {
+    "als": {"epochs": 5, "factors": 8},
+    "sasrec": {"epochs": 5, "dim": 16, "num_layers": 1, "max_len": 20, "batch_size": 8},
+    "multvae": {"epochs": 5, "hidden_dim": 32, "latent_dim": 8, "batch_size": 8, "warmup_epochs": 0},
+}
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.5])
+@pytest.mark.parametrize("base", sorted(DOT_BASES))
+def test_over_a_dot_product_base_the_inverted_file_gives_the_blends_top_items(
+    base: str, weight: float, planted, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    train, _, features, _ = planted
+    hybrid = Hybrid(show_progress=False, base=base, base_config=DOT_BASES[base], weight=weight)
+    hybrid.fit(train, item_features=features)
+    assert hybrid.dot_product_scores and not Hybrid.dot_product_scores  # the base's, per instance
+    monkeypatch.setattr(hybrid, "ann_shortlist_items", 1)  # the inverted file from one item on
+    for scores, kwargs in (
+        (hybrid.score([3])[0], {"user": 3}),
+        (hybrid.score([25])[0], {"user": 25}),
+        (hybrid.score_history([[0, 1, 2]])[0], {"history": [0, 1, 2]}),
+    ):
+        top = hybrid.top_items(n=8, **kwargs)
+        assert len(set(top.tolist())) == 8
+        np.testing.assert_allclose(scores[top], np.sort(scores)[::-1][:8], rtol=1e-5, atol=1e-5)
+    shortlist = hybrid.inverted_file
+    # 36 items make one list, scanned whole: exact, as the assertions above need.
+    assert shortlist is not None and (shortlist.n_lists, shortlist.recall) == (1, 1.0)
+    # The file itself (peeked at: top_items would also be right by scoring every item) orders all
+    # 36 items, cold ones (no CF evidence: their content and the user's mean place them) included.
+    found = shortlist.search(hybrid._query_vectors(np.array([3]), None), N_ITEMS)[0]
+    scores = hybrid.score([3])[0]
+    np.testing.assert_allclose(scores[found], np.sort(scores)[::-1], rtol=1e-5, atol=1e-5)
+
+
+def test_a_hybrid_over_a_base_without_a_dot_product_scores_every_item(planted, monkeypatch) -> None:
+    train, _, features, _ = planted
+    hybrid = Hybrid(show_progress=False, base_config={"l2": 10.0}, weight=0.5).fit(train, item_features=features)
+    monkeypatch.setattr(hybrid, "ann_shortlist_items", 1)
+    scores = hybrid.score([3])[0]
+    np.testing.assert_allclose(scores[hybrid.top_items(user=3, n=5)], np.sort(scores)[::-1][:5], rtol=1e-6)
+    assert not hybrid.dot_product_scores and hybrid.inverted_file is None
