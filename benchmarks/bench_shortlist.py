@@ -20,9 +20,14 @@ without a test event; the rows are measured on the test users:
   and against every item. Training items are masked, validation items are not: a comparison
   of the three, not the evaluation's protocol (`evaluation.protocols.evaluate_full`).
 
+`--hybrid`: after each model, the same row for the hybrid around it (`Hybrid.around`, default
+weight 0.25): its blend with the films' MiniLM title vectors is one dot product too (see
+`recommenders/hybrid.py`), over wider rows (the base's factors, the content vector, two more).
+
 Usage:
     .venv/bin/python benchmarks/bench_shortlist.py
     .venv/bin/python benchmarks/bench_shortlist.py --models als,sasrec --items-per-list 8
+    .venv/bin/python benchmarks/bench_shortlist.py --hybrid
     .venv/bin/python benchmarks/bench_shortlist.py --quick   # a synthetic log, two models, 2 epochs
 """
 
@@ -37,9 +42,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.bench_models import movielens, synthetic_catalogue  # noqa: E402
+from benchmarks.bench_models import features, movielens, synthetic_catalogue  # noqa: E402
 from recommenders import Recommender, create_model, list_models, model_class  # noqa: E402
 from recommenders.data import InteractionData  # noqa: E402
+from recommenders.hybrid import Hybrid  # noqa: E402
 from recommenders.metrics import rank_users  # noqa: E402
 from recommenders.splits import temporal_split  # noqa: E402
 
@@ -53,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--items-per-list", type=int, default=16)
     p.add_argument("--epochs", type=int, default=0, help="cap on each model's epochs (0: its default)")
     p.add_argument("--quick", action="store_true", help="a synthetic log of 3,000 items, ALS and SASRec, 2 epochs")
+    p.add_argument("--hybrid", action="store_true", help="also each model's hybrid with the items' content vectors")
     args = p.parse_args(argv)
     names = ["als", "sasrec"] if args.quick else [n.strip() for n in args.models.split(",") if n.strip()]
     unknown = sorted(set(names) - set(dot_product))
@@ -64,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
                                            n_users=log.n_users, n_items=log.n_items)
     else:
         data = movielens()
+    content = (film_vectors() if not args.quick else features(data.n_items)) if args.hybrid else None
     epochs = 2 if args.quick else args.epochs
     split = temporal_split(data)
     active = np.flatnonzero(np.diff(split.train.csr().indptr) > 0)
@@ -75,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     tuning = np.sort(np.random.default_rng(0).choice(tuning, min(len(tuning), 200), replace=False))
     print(f"{data.n_users:,} users x {data.n_items:,} items; {len(test_users):,} test users, probes tuned on "
           f"{len(tuning)} other training users; {args.items_per_list} items a list", flush=True)
-    print(f"{'model':<10} {'fit s':>6} {'lists':>6} {'nprobe':>7} {'user':>6} {'history':>8} "
+    print(f"{'model':<16} {'fit s':>6} {'lists':>6} {'nprobe':>7} {'user':>6} {'history':>8} "
           f"{'NDCG file':>10} {'NDCG exact':>11} {'NDCG all':>9}", flush=True)
     for name in names:
         overrides = {"epochs": epochs} if epochs else {}
@@ -83,7 +91,19 @@ def main(argv: list[str] | None = None) -> int:
         model = create_model(name, show_progress=False, **overrides).fit(split.train, split.validation)
         fit_s = time.perf_counter() - start
         row(name, model, fit_s, split, test_users, tuning, args.items_per_list)
+        if content is not None:
+            hybrid = Hybrid.around(model, split.train, content, show_progress=False)
+            row(f"hybrid({name})", hybrid, fit_s, split, test_users, tuning, args.items_per_list)
     return 0
+
+
+def film_vectors() -> np.ndarray:
+    """ML-100K's films as MiniLM vectors of 'Title (year). Genres: ...', in the rows of `movielens()`."""
+    from evaluation.datasets import load_movielens_100k
+    from evaluation.features import text_features
+
+    ml = load_movielens_100k()
+    return text_features(ml.item_texts().loc[ml.items["item_id"]].tolist())
 
 
 def row(name: str, model: Recommender, fit_s: float, split, test_users: np.ndarray,  # type: ignore[no-untyped-def]
@@ -112,7 +132,7 @@ def row(name: str, model: Recommender, fit_s: float, split, test_users: np.ndarr
     ndcg = {way: ndcg_at_10(lambda batch, m=m: m[np.searchsorted(test_users, batch)], test_users, split)
             for way, m in masked.items()}
     ndcg["all"] = ndcg_at_10(lambda batch: scores[np.searchsorted(test_users, batch)], test_users, split)
-    print(f"{name:<10} {fit_s:>6.0f} {shortlist.n_lists:>6} {shortlist.n_probe:>7} {found['user']:>6.3f} "
+    print(f"{name:<16} {fit_s:>6.0f} {shortlist.n_lists:>6} {shortlist.n_probe:>7} {found['user']:>6.3f} "
           f"{found['history']:>8.3f} {ndcg['file']:>10.4f} {ndcg['exact']:>11.4f} {ndcg['all']:>9.4f}", flush=True)
 
 

@@ -14,11 +14,12 @@ from benchmarks import bench_shortlist  # noqa: E402
 
 
 def test_each_model_row_gives_what_its_file_finds(capsys: pytest.CaptureFixture[str]) -> None:
-    assert bench_shortlist.main(["--quick"]) == 0
+    assert bench_shortlist.main(["--quick", "--hybrid"]) == 0
     out = capsys.readouterr().out
     assert re.search(r"300 users x 3,000 items; \d+ test users, probes tuned on \d+ other training users", out), out
-    rows = re.findall(r"^(als|sasrec) +(\d+) +(\d+) +(\d+) +([\d.]+) +([\d.]+) +([\d.]+) +([\d.]+) +([\d.]+)$", out, re.M)
-    assert [r[0] for r in rows] == ["als", "sasrec"], out
+    name = r"(als|sasrec|hybrid\(als\)|hybrid\(sasrec\))"
+    rows = re.findall(rf"^{name} +(\d+) +(\d+) +(\d+) +([\d.]+) +([\d.]+) +([\d.]+) +([\d.]+) +([\d.]+)$", out, re.M)
+    assert [r[0] for r in rows] == ["als", "hybrid(als)", "sasrec", "hybrid(sasrec)"], out
     for _, _, lists, n_probe, user, history, *ndcg in rows:
         assert 1 <= int(n_probe) <= int(lists)
         # Tuned to 0.95 of the exact top 100 on other users: on the test users it holds within noise.
