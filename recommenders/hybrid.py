@@ -39,6 +39,8 @@ With `a = (1 - weight) / sd_cf` and `c = weight / sd_content` (the user's z-scor
 where `q . v + b` is the base's score, `p . f` the content cosine and warm / cold say
 whether the item had training events: a warm item gets `a (q . v + b) + c p . f`, a cold one
 `c p . f + a mean_cf`, and both equal the blend plus `a mean_cf + c mean_content`.
+The file copies the content vectors, so it is used only up to `FILE_MAX_CONTENT_DIM` dims
+(1M items x 512 dims is ~2 GB); wider ones (fused image + text, 1,664) score every item.
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ from .registry import MODELS, model_class
 # z-score statistics are taken over this many item rows (all of them when the catalogue is smaller).
 REFERENCE_ITEMS = 1000
 REFERENCE_SEED = 0
+# The inverted file's rows hold the content vectors: wider ones would make it several GB at 1M items.
+FILE_MAX_CONTENT_DIM = 512
 _BASE_STATE = "base."
 
 
@@ -221,6 +225,9 @@ class Hybrid(Recommender):
         return (1.0 - weight) * z_cf + weight * z_content
 
     # ----- the blend as one dot product (see the module docstring) ----------
+    def _searches_inverted_file(self) -> bool:
+        return super()._searches_inverted_file() and self.features.shape[1] <= FILE_MAX_CONTENT_DIM
+
     def _query_vectors(self, users: np.ndarray | None, histories: list[np.ndarray] | None) -> np.ndarray | None:
         assert self.base is not None
         base, weight = self.base, float(self.config.weight)

@@ -205,3 +205,16 @@ def test_a_hybrid_over_a_base_without_a_dot_product_scores_every_item(planted, m
     scores = hybrid.score([3])[0]
     np.testing.assert_allclose(scores[hybrid.top_items(user=3, n=5)], np.sort(scores)[::-1][:5], rtol=1e-6)
     assert not hybrid.dot_product_scores and hybrid.inverted_file is None
+
+
+def test_content_wider_than_the_file_allows_scores_every_item(planted, monkeypatch) -> None:
+    train, _, features, _ = planted
+    hybrid = Hybrid(show_progress=False, base="als", base_config=DOT_BASES["als"], weight=0.5)
+    hybrid.fit(train, item_features=features)
+    monkeypatch.setattr(hybrid, "ann_shortlist_items", 1)
+    monkeypatch.setattr("recommenders.hybrid.FILE_MAX_CONTENT_DIM", features.shape[1] - 1)
+    scores = hybrid.score([3])[0]
+    np.testing.assert_allclose(scores[hybrid.top_items(user=3, n=5)], np.sort(scores)[::-1][:5], rtol=1e-6)
+    assert hybrid.inverted_file is None
+    hybrid.warm_up()
+    assert hybrid.inverted_file is None  # nothing built either
