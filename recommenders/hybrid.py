@@ -39,8 +39,10 @@ With `a = (1 - weight) / sd_cf` and `c = weight / sd_content` (the user's z-scor
 where `q . v + b` is the base's score, `p . f` the content cosine and warm / cold say
 whether the item had training events: a warm item gets `a (q . v + b) + c p . f`, a cold one
 `c p . f + a mean_cf`, and both equal the blend plus `a mean_cf + c mean_content`.
-The file copies the content vectors, so it is used only up to `FILE_MAX_CONTENT_DIM` dims
-(1M items x 512 dims is ~2 GB); wider ones (fused image + text, 1,664) score every item.
+The file copies the content vectors. Wider than `FILE_MAX_CONTENT_DIM` (fused image + text
+vectors are 1,664-d: ~7 GB at 1M items), it holds their projection on the content's
+`REDUCED_CONTENT_DIM` main directions instead (p . f ~ (P p) . (P f)): a proxy of the blend,
+whose best `shortlist_factor * n` items are then scored exactly, as NeuMF's proxy shortlist is.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from core.errors import InvalidArgumentError
+from core.ranking import top_k
 
 from .base import Recommender
 from .config import ModelConfig
@@ -61,8 +64,11 @@ from .registry import MODELS, model_class
 # z-score statistics are taken over this many item rows (all of them when the catalogue is smaller).
 REFERENCE_ITEMS = 1000
 REFERENCE_SEED = 0
-# The inverted file's rows hold the content vectors: wider ones would make it several GB at 1M items.
+# The inverted file's rows hold the content vectors up to this width, else their projection on the
+# content's main directions (wider rows would make it several GB at 1M items).
 FILE_MAX_CONTENT_DIM = 512
+REDUCED_CONTENT_DIM = 128
+BASIS_SAMPLE_ROWS = 20_000  # feature rows the main directions are found from
 _BASE_STATE = "base."
 
 
@@ -120,6 +126,7 @@ class Hybrid(Recommender):
     # `fit(model="auto")` chooses the weight on validation around the best CF model it found;
     # `evaluation`'s tune searches it around the configured base.
     tuning_grid: ClassVar[dict[str, list[Any]] | None] = {"weight": [0.0, 0.1, 0.25, 0.5, 0.75]}
+    shortlist_factor: ClassVar[int] = 10  # with reduced content: the proxy's best 10 n are scored exactly
     config: HybridConfig
 
     def __init__(self, config: HybridConfig | None = None, **overrides: Any) -> None:
@@ -131,6 +138,8 @@ class Hybrid(Recommender):
         self.features = np.zeros((0, 0), dtype=np.float32)
         self.profiles = np.zeros((0, 0), dtype=np.float32)
         self.cold = np.zeros(0, dtype=bool)  # items without training events
+        self._basis: np.ndarray | None = None  # the content's main directions (`_content_basis`)
+        self._ref_features: np.ndarray | None = None  # the reference rows' content, gathered once
 
     # ----- training -------------------------------------------------------
     def fit(
@@ -175,7 +184,7 @@ class Hybrid(Recommender):
         self.base, self.training = base, base.training
         self.features = _normalise(features)
         self.profiles = self._profiles(train.sequences())
-        self.cold = _without_events(self.train_matrix)
+        self._content_changed()
         return self
 
     def _profiles(self, histories: list[np.ndarray]) -> np.ndarray:
@@ -221,25 +230,79 @@ class Hybrid(Recommender):
         z_cf = _zscore(cf_scores, cf_ref)
         z_cf[:, self.cold[columns]] = 0.0  # no CF evidence: neutral, the content part decides
         content = profiles @ self.features[columns].T
-        z_content = _zscore(content, profiles @ self.features[ref].T)
+        z_content = _zscore(content, profiles @ self._reference_features().T)
         return (1.0 - weight) * z_cf + weight * z_content
 
     # ----- the blend as one dot product (see the module docstring) ----------
-    def _searches_inverted_file(self) -> bool:
-        return super()._searches_inverted_file() and self.features.shape[1] <= FILE_MAX_CONTENT_DIM
+    def _top_items(self, user: np.ndarray | None, history: list[np.ndarray] | None, n: int) -> np.ndarray:
+        """The base class's search, or with reduced content: the proxy's best `shortlist_factor * n`
+        from the file, scored exactly (every item when the file finds too few)."""
+        if self._content_basis() is None or float(self.config.weight) == 0.0 or not self._searches_inverted_file():
+            return super()._top_items(user, history, n)  # the file (or the pass) gives the exact top itself
+        parts = self._blend_parts(user, history)
+        query = None if parts is None else self._proxy(*parts)
+        found = None if query is None else self._inner_product_shortlist().search(query, self.shortlist_factor * n)[0]
+        rows = None if found is None else found[found >= 0]
+        if parts is None or rows is None or len(rows) < n:  # no query, or too few found: score every item
+            scores = self._score_users(user, None) if user is not None else self._score_histories(history or [], None)
+            return top_k(np.asarray(scores, dtype=np.float32), n)[0][0]
+        # The blend's exact order on the shortlist, from the same parts (no second call of the base).
+        cf_query, content_query, offset = parts
+        vectors, bias = self.base._item_factors()  # type: ignore[union-attr]
+        no_bias = np.zeros((len(rows), 1), np.float32)
+        cf_items = np.hstack([vectors[rows], no_bias if bias is None else bias[rows, None]]).astype(np.float32)
+        cold = self.cold[rows]
+        exact = cf_query @ (cf_items * ~cold[:, None]).T + content_query @ self.features[rows].T + offset * cold
+        return rows[top_k(np.asarray(exact, dtype=np.float32), n)[0][0]]
+
+    def _reference_features(self) -> np.ndarray:
+        """The content vectors of `reference_rows`, one contiguous copy (each request reads them)."""
+        if self._ref_features is None:
+            self._ref_features = np.ascontiguousarray(self.features[self.reference_rows()])
+        return self._ref_features
+
+    def _content_basis(self) -> np.ndarray | None:
+        """(dim, REDUCED_CONTENT_DIM): the main directions of the content vectors (their uncentred second
+        moment, on a seeded sample), or None when the file holds them whole."""
+        if self.features.shape[1] <= FILE_MAX_CONTENT_DIM:
+            return None
+        if self._basis is None:
+            rng = np.random.default_rng(self.config.seed)
+            rows = rng.choice(self.n_items, min(self.n_items, BASIS_SAMPLE_ROWS), replace=False)
+            sample = self.features[np.sort(rows)]
+            _, directions = np.linalg.eigh(sample.T.astype(np.float64) @ sample)  # ascending eigenvalues
+            self._basis = np.ascontiguousarray(directions[:, ::-1][:, :REDUCED_CONTENT_DIM], dtype=np.float32)
+        return self._basis
 
     def _query_vectors(self, users: np.ndarray | None, histories: list[np.ndarray] | None) -> np.ndarray | None:
         assert self.base is not None
+        if float(self.config.weight) == 0.0:
+            return self.base._query_vectors(users, histories)
+        parts = self._blend_parts(users, histories)
+        return None if parts is None else self._proxy(*parts)
+
+    def _blend_parts(
+        self, users: np.ndarray | None, histories: list[np.ndarray] | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Per query: `[a q, a]` (against `[v, b]`), `c p` (against the content) and `a mean_cf` (against
+        the cold flag), the blend's dot product up to a constant; None where the base has no query."""
+        assert self.base is not None
         base, weight = self.base, float(self.config.weight)
         queries = base._query_vectors(users, histories)
-        if queries is None or weight == 0.0:
-            return queries
+        if queries is None:
+            return None
         profiles = self.profiles[users] if users is not None else self._profiles(histories or [])
-        ref = self.reference_rows()
-        mean_cf, sd_cf = _stats(np.asarray(base._dot_scores(queries, ref), dtype=np.float64))
-        _, sd_content = _stats(np.asarray(profiles @ self.features[ref].T, dtype=np.float64))
+        mean_cf, sd_cf = _stats(np.asarray(base._dot_scores(queries, self.reference_rows()), dtype=np.float64))
+        _, sd_content = _stats(np.asarray(profiles @ self._reference_features().T, dtype=np.float64))
         a, c = (1.0 - weight) / sd_cf, weight / sd_content
-        return np.hstack([a * queries, a, c * profiles, a * mean_cf]).astype(np.float32)
+        f32 = np.float32
+        return np.hstack([a * queries, a]).astype(f32), (c * profiles).astype(f32), (a * mean_cf).astype(f32)
+
+    def _proxy(self, cf_query: np.ndarray, content_query: np.ndarray, offset: np.ndarray) -> np.ndarray:
+        """The file's query from `_blend_parts`: the content part projected when the file holds it reduced."""
+        basis = self._content_basis()
+        content = content_query if basis is None else content_query @ basis
+        return np.hstack([cf_query, content, offset]).astype(np.float32)
 
     def _item_factors(self) -> tuple[np.ndarray, np.ndarray | None]:
         assert self.base is not None
@@ -249,7 +312,9 @@ class Hybrid(Recommender):
         cold = self.cold
         warm = (~cold).astype(np.float32)[:, None]
         bias = np.zeros((len(vectors), 1), np.float32) if bias is None else np.asarray(bias).reshape(-1, 1)
-        return np.hstack([warm * vectors, warm * bias, self.features, cold[:, None]]).astype(np.float32), None
+        basis = self._content_basis()
+        content = self.features if basis is None else self.features @ basis
+        return np.hstack([warm * vectors, warm * bias, content, cold[:, None]]).astype(np.float32), None
 
     def _training_histories(self, users: np.ndarray) -> list[np.ndarray]:
         assert self.base is not None
@@ -273,7 +338,14 @@ class Hybrid(Recommender):
         base.n_users, base.n_items, base.train_matrix = self.n_users, self.n_items, self.train_matrix
         base._load_state({k[len(_BASE_STATE):]: v for k, v in arrays.items() if k.startswith(_BASE_STATE)})
         self.base, self.features, self.profiles = base, features, profiles
+        self._content_changed()
+
+    def _content_changed(self) -> None:
+        """After a fit or a load: the cold flags, and the file's size (its proxy's shortlist if reduced)."""
         self.cold = _without_events(self.train_matrix)
+        self._basis = self._ref_features = None
+        reduced = self.features.shape[1] > FILE_MAX_CONTENT_DIM
+        self.inverted_file_m = self.shortlist_factor * 100 if reduced else 100  # type: ignore[misc]
 
 
 def _zscore(scores: np.ndarray, reference: np.ndarray) -> np.ndarray:

@@ -207,14 +207,36 @@ def test_a_hybrid_over_a_base_without_a_dot_product_scores_every_item(planted, m
     assert not hybrid.dot_product_scores and hybrid.inverted_file is None
 
 
-def test_content_wider_than_the_file_allows_scores_every_item(planted, monkeypatch) -> None:
+@pytest.mark.parametrize("base", ["als", "sasrec"])
+def test_content_wider_than_the_file_allows_is_reduced_and_the_shortlist_scored_exactly(
+    base: str, planted, monkeypatch
+) -> None:
     train, _, features, _ = planted
-    hybrid = Hybrid(show_progress=False, base="als", base_config=DOT_BASES["als"], weight=0.5)
+    monkeypatch.setattr("recommenders.hybrid.FILE_MAX_CONTENT_DIM", 4)  # the planted content is 8-d
+    monkeypatch.setattr("recommenders.hybrid.REDUCED_CONTENT_DIM", 2)
+    hybrid = Hybrid(show_progress=False, base=base, base_config=DOT_BASES[base], weight=0.5)
     hybrid.fit(train, item_features=features)
     monkeypatch.setattr(hybrid, "ann_shortlist_items", 1)
-    monkeypatch.setattr("recommenders.hybrid.FILE_MAX_CONTENT_DIM", features.shape[1] - 1)
-    scores = hybrid.score([3])[0]
-    np.testing.assert_allclose(scores[hybrid.top_items(user=3, n=5)], np.sort(scores)[::-1][:5], rtol=1e-6)
-    assert hybrid.inverted_file is None
-    hybrid.warm_up()
-    assert hybrid.inverted_file is None  # nothing built either
+    monkeypatch.setattr(hybrid, "shortlist_factor", 3)  # 9 of the 36 items scored exactly for n = 3
+    queries = ((hybrid.score([3])[0], {"user": 3}), (hybrid.score_history([[20, 21]])[0], {"history": [20, 21]}))
+    for scores, kwargs in queries:
+        top = hybrid.top_items(n=3, **kwargs)
+        np.testing.assert_allclose(scores[top], np.sort(scores)[::-1][:3], rtol=1e-5, atol=1e-5)
+    shortlist = hybrid.inverted_file
+    # Rows: the base's factors (ALS 8, SASRec 16) and bias, the content's 2 main directions, the cold flag;
+    # tuned, at fit, for the proxy's top 10 x 100 (the class's shortlist_factor).
+    factors = {"als": 8, "sasrec": 16}[base]
+    assert shortlist is not None and (shortlist.dim, shortlist.m) == (factors + 1 + 2 + 1, 1000)
+    basis = hybrid._content_basis()  # peeked: orthonormal directions of the content
+    np.testing.assert_allclose(basis.T @ basis, np.eye(2), atol=1e-5)
+
+
+def test_at_weight_0_wide_content_leaves_the_base_s_own_file(planted, monkeypatch) -> None:
+    train, _, features, _ = planted
+    monkeypatch.setattr("recommenders.hybrid.FILE_MAX_CONTENT_DIM", 4)
+    hybrid = Hybrid(show_progress=False, base="als", base_config=DOT_BASES["als"], weight=0.0)
+    hybrid.fit(train, item_features=features)
+    monkeypatch.setattr(hybrid, "ann_shortlist_items", 1)
+    scores = hybrid.score([3])[0]  # the base's own scores, cold items included
+    np.testing.assert_allclose(scores[hybrid.top_items(user=3, n=5)], np.sort(scores)[::-1][:5], rtol=1e-5, atol=1e-5)
+    assert hybrid.inverted_file is not None and hybrid.inverted_file.dim == 8  # queries: ALS's 8 factors
