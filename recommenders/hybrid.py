@@ -139,7 +139,8 @@ class Hybrid(Recommender):
         self.profiles = np.zeros((0, 0), dtype=np.float32)
         self.cold = np.zeros(0, dtype=bool)  # items without training events
         self._basis: np.ndarray | None = None  # the content's main directions (`_content_basis`)
-        self._ref_features: np.ndarray | None = None  # the reference rows' content, gathered once
+        self._reference = np.zeros(0, dtype=np.int64)  # `reference_rows`, and their content vectors:
+        self._reference_content = np.zeros((0, 0), dtype=np.float32)  # both fixed from a fit or load on
 
     # ----- training -------------------------------------------------------
     def fit(
@@ -200,9 +201,7 @@ class Hybrid(Recommender):
     # ----- scoring --------------------------------------------------------
     def reference_rows(self) -> np.ndarray:
         """The fixed item rows whose scores give each user's z-score statistics."""
-        if self.n_items <= REFERENCE_ITEMS:
-            return np.arange(self.n_items)
-        return np.sort(np.random.default_rng(REFERENCE_SEED).choice(self.n_items, REFERENCE_ITEMS, replace=False))
+        return self._reference
 
     def _score_users(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
         assert self.base is not None
@@ -230,14 +229,14 @@ class Hybrid(Recommender):
         z_cf = _zscore(cf_scores, cf_ref)
         z_cf[:, self.cold[columns]] = 0.0  # no CF evidence: neutral, the content part decides
         content = profiles @ self.features[columns].T
-        z_content = _zscore(content, profiles @ self._reference_features().T)
+        z_content = _zscore(content, profiles @ self._reference_content.T)
         return (1.0 - weight) * z_cf + weight * z_content
 
     # ----- the blend as one dot product (see the module docstring) ----------
     def _top_items(self, user: np.ndarray | None, history: list[np.ndarray] | None, n: int) -> np.ndarray:
         """The base class's search, or with reduced content: the proxy's best `shortlist_factor * n`
         from the file, scored exactly (every item when the file finds too few)."""
-        if self._content_basis() is None or float(self.config.weight) == 0.0 or not self._searches_inverted_file():
+        if not self._searches_inverted_file() or not self._content_reduced() or float(self.config.weight) == 0.0:
             return super()._top_items(user, history, n)  # the file (or the pass) gives the exact top itself
         parts = self._blend_parts(user, history)
         query = None if parts is None else self._proxy(*parts)
@@ -255,16 +254,14 @@ class Hybrid(Recommender):
         exact = cf_query @ (cf_items * ~cold[:, None]).T + content_query @ self.features[rows].T + offset * cold
         return rows[top_k(np.asarray(exact, dtype=np.float32), n)[0][0]]
 
-    def _reference_features(self) -> np.ndarray:
-        """The content vectors of `reference_rows`, one contiguous copy (each request reads them)."""
-        if self._ref_features is None:
-            self._ref_features = np.ascontiguousarray(self.features[self.reference_rows()])
-        return self._ref_features
+    def _content_reduced(self) -> bool:
+        """Whether the file holds the content vectors' projection (`_content_basis`) instead of them."""
+        return self.features.shape[1] > FILE_MAX_CONTENT_DIM
 
     def _content_basis(self) -> np.ndarray | None:
         """(dim, REDUCED_CONTENT_DIM): the main directions of the content vectors (their uncentred second
-        moment, on a seeded sample), or None when the file holds them whole."""
-        if self.features.shape[1] <= FILE_MAX_CONTENT_DIM:
+        moment, on a seeded sample), or None when the file holds them whole. Computed when first needed."""
+        if not self._content_reduced():
             return None
         if self._basis is None:
             rng = np.random.default_rng(self.config.seed)
@@ -293,7 +290,7 @@ class Hybrid(Recommender):
             return None
         profiles = self.profiles[users] if users is not None else self._profiles(histories or [])
         mean_cf, sd_cf = _stats(np.asarray(base._dot_scores(queries, self.reference_rows()), dtype=np.float64))
-        _, sd_content = _stats(np.asarray(profiles @ self._reference_features().T, dtype=np.float64))
+        _, sd_content = _stats(np.asarray(profiles @ self._reference_content.T, dtype=np.float64))
         a, c = (1.0 - weight) / sd_cf, weight / sd_content
         f32 = np.float32
         return np.hstack([a * queries, a]).astype(f32), (c * profiles).astype(f32), (a * mean_cf).astype(f32)
@@ -341,11 +338,17 @@ class Hybrid(Recommender):
         self._content_changed()
 
     def _content_changed(self) -> None:
-        """After a fit or a load: the cold flags, and the file's size (its proxy's shortlist if reduced)."""
+        """After a fit or a load: what follows from the items (cold flags, the reference rows and their
+        content, which every request reads) and the file's size (its proxy's shortlist if reduced)."""
         self.cold = _without_events(self.train_matrix)
-        self._basis = self._ref_features = None
-        reduced = self.features.shape[1] > FILE_MAX_CONTENT_DIM
-        self.inverted_file_m = self.shortlist_factor * 100 if reduced else 100  # type: ignore[misc]
+        self._basis = None
+        if self.n_items <= REFERENCE_ITEMS:
+            self._reference = np.arange(self.n_items)
+        else:
+            rng = np.random.default_rng(REFERENCE_SEED)
+            self._reference = np.sort(rng.choice(self.n_items, REFERENCE_ITEMS, replace=False))
+        self._reference_content = np.ascontiguousarray(self.features[self._reference])
+        self.inverted_file_m = self.shortlist_factor * 100 if self._content_reduced() else 100  # type: ignore[misc]
 
 
 def _zscore(scores: np.ndarray, reference: np.ndarray) -> np.ndarray:

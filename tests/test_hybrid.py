@@ -240,3 +240,13 @@ def test_at_weight_0_wide_content_leaves_the_base_s_own_file(planted, monkeypatc
     scores = hybrid.score([3])[0]  # the base's own scores, cold items included
     np.testing.assert_allclose(scores[hybrid.top_items(user=3, n=5)], np.sort(scores)[::-1][:5], rtol=1e-5, atol=1e-5)
     assert hybrid.inverted_file is not None and hybrid.inverted_file.dim == 8  # queries: ALS's 8 factors
+
+
+def test_below_the_file_size_wide_content_computes_no_projection(planted, monkeypatch) -> None:
+    train, _, features, _ = planted
+    monkeypatch.setattr("recommenders.hybrid.FILE_MAX_CONTENT_DIM", 4)
+    hybrid = Hybrid(show_progress=False, base="als", base_config=DOT_BASES["als"], weight=0.5)
+    hybrid.fit(train, item_features=features)  # 36 items: far below ann_shortlist_items, no file
+    scores = hybrid.score([3])[0]
+    np.testing.assert_allclose(scores[hybrid.top_items(user=3, n=5)], np.sort(scores)[::-1][:5], rtol=1e-6)
+    assert hybrid._basis is None and hybrid.inverted_file is None  # peeked: no eigen-decomposition was run
