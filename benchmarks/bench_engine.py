@@ -38,6 +38,8 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -49,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.bench_ann import data_set  # noqa: E402
 from benchmarks.bench_index import clustered_embeddings  # noqa: E402
 from engine import Catalog, Engine, EngineConfig, Interactions  # noqa: E402
+from engine.personalise import Personaliser  # noqa: E402
 from engine.state import EngineState  # noqa: E402
 from index import IdFilter, IndexConfig, VectorIndex, create_index  # noqa: E402
 from recommenders import list_models  # noqa: E402
@@ -235,20 +238,61 @@ def bench_recommend(engine: Engine, vectors: np.ndarray, rng: np.random.Generato
     who = [f"u{i}" for i in rng.choice(users, n_q)]
     shortlist_recall(engine, who)
     candidate_searches(engine, vectors, rng)
-    # The two settings alternate request by request, so that a slower spell of the machine hits both alike.
-    settings = {m: replace(engine.config, recommend=replace(engine.config.recommend, model_candidates=m))
-                for m in (engine.config.recommend.model_candidates, 0)}
-    seconds: dict[int, list[float]] = {m: [] for m in settings}
+    default = engine.config
+    n_model = default.recommend.model_candidates
+    no_model = replace(default, recommend=replace(default.recommend, model_candidates=0))
+    # (label, config, whether the content search runs even when the model's own candidates decide the top 10:
+    # the path of every request before that check, as the baseline). The settings alternate request by
+    # request, so that a slower spell of the machine hits them alike.
+    settings = [(f"{model}, +{n_model} model", default, False),
+                (f"{model}, +{n_model} model, content searched", default, True),
+                (f"{model}, +0 model", no_model, False)]
+    seconds: dict[str, list[float]] = {label: [] for label, _, _ in settings}
+    answers: dict[str, list[list[str]]] = {label: [] for label, _, _ in settings}
     for user in who:
-        for model_candidates, config in settings.items():
+        for label, config, search_content in settings:
             engine.config = config
-            seconds[model_candidates] += timed([user], lambda u: engine.recommend(u, k=10))[1].tolist()
-    engine.config = next(iter(settings.values()))
-    for model_candidates, t in seconds.items():
-        label = f"{model}, +{model_candidates} model"
-        print(f"{'recommend':<10} {n:>8,} {label:<22} {np.median(t)*1e3:>8.2f} {np.percentile(t, 99)*1e3:>8.2f} {'':>10} {'':>13}")
-    print(f"(recommend: {engine.config.recommend.n_candidates} content candidates; fit ({fit or 'epochs 2'}) took "
+            with content_always_searched(search_content):
+                got, t = timed([user], lambda u: engine.recommend(u, k=10))
+            seconds[label] += t.tolist()
+            answers[label].append([m.item_id for m in got[0]])
+    engine.config = default
+    for label, t in seconds.items():
+        print(f"{'recommend':<10} {n:>8,} {label:<36} {np.median(t)*1e3:>8.2f} {np.percentile(t, 99)*1e3:>8.2f}")
+    exact = exact_top(engine, who, 10)
+    for label, got in answers.items():
+        same = np.mean([len(set(g) & set(e)) / len(e) for g, e in zip(got, exact)])
+        print(f"(recommend, {label}: {same:.3f} of the model's exact top 10, seen items excluded)")
+    print(f"(recommend: {default.recommend.n_candidates} content candidates; fit ({fit or 'epochs 2'}) took "
           f"{fit_s:.0f} s)")
+
+
+@contextmanager
+def content_always_searched(on: bool) -> Iterator[None]:
+    """With `on`, every known-user request also searches content neighbours, as before the model's own
+    candidates could decide its top k (benchmark-only: replaces the check on the class, then restores it)."""
+    check = Personaliser._decided_by_model  # benchmark-only peek at the private check
+    if on:
+        Personaliser._decided_by_model = lambda *args: None  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Personaliser._decided_by_model = check  # type: ignore[method-assign]
+
+
+def exact_top(engine: Engine, who: list[str], k: int) -> list[list[str]]:
+    """Each user's k best items by the model's score over every item (as `recommend` scores them: a session
+    model from the history), the training history excluded."""
+    trained = engine.trained
+    assert trained is not None
+    model, out = trained.model, []
+    for user in who:
+        seen = [trained.item_row(i) for i in trained.history_of(user)]
+        raw = model.score_history([seen])[0] if model.scores_sessions else model.score([trained.user_row(user)])[0]
+        scores = np.asarray(raw, dtype=np.float64)
+        scores[seen] = -np.inf
+        out.append([trained.item_ids[r] for r in np.argsort(-scores, kind="stable")[:k]])
+    return out
 
 
 def candidate_searches(engine: Engine, vectors: np.ndarray, rng: np.random.Generator, n_requests: int = 100) -> None:

@@ -6,7 +6,9 @@ item fields and membership), the `RecommendConfig`, once `Engine.fit` ran a
 their training history, then their recorded events, then any `history=` passed in.
 For a request it gathers candidates from two places, the FAISS neighbours of the
 visitor's most recent items (each weighted by recency) and the model's own top
-items, and the model orders them. Which path serves a request:
+items, and the model orders them. When the model's own candidates alone decide its
+top k (its k-th best scores strictly above the lowest of them), no neighbour could
+enter, so the neighbour search is skipped. Which path serves a request:
 
 * a user the model was trained on -> the model ranks (`Match.source` = model name);
 * a history (anonymous, or a user known only by recorded events), with a model that
@@ -138,7 +140,6 @@ class Personaliser:
         indexed = [i for i in hist if i in self.index]
         if not indexed and row is None:
             return self.popular(k, id_filter)
-        content = self.content_candidates(indexed, id_filter)
         session_ids = [i for i in hist if trained.item_row(i) is not None]
         session_rows = [trained.item_row(i) for i in session_ids]
         scorer: Callable[[np.ndarray], np.ndarray]
@@ -150,21 +151,16 @@ class Personaliser:
             scorer = lambda rows: model.score([row], rows)[0]  # noqa: E731
             best = lambda n: model.top_items(user=row, n=n)  # noqa: E731
         else:
-            return self._matches(_best(content, k), "content")
+            return self._matches(_best(self.content_candidates(indexed, id_filter), k), "content")
+        own = self.model_candidates(scorer, best, id_filter, config.model_candidates)
+        ranked = self._decided_by_model(trained, scorer, own, k, config.model_candidates)
+        content = {} if ranked is not None else self.content_candidates(indexed, id_filter)
         pool = dict(content)
-        for item_id in self.model_candidates(scorer, best, id_filter, config.model_candidates):
+        for item_id in own:
             pool.setdefault(item_id, (-np.inf, None))
         pool_rows = {i: trained.item_row(i) for i in pool}
-        in_model = [i for i, r in pool_rows.items() if r is not None]
-        ranked: list[tuple[str, float]] = []
-        if in_model:
-            # One scoring call for the candidates and the reference sample that puts them on [0, 1].
-            rows = np.array([pool_rows[i] for i in in_model], dtype=np.int64)
-            raw = np.asarray(scorer(np.concatenate([rows, trained.reference_rows])), dtype=np.float32)
-            scores, reference = raw[: len(rows)], raw[len(rows) :]
-            order = np.argsort(-scores, kind="stable")[:k]  # the raw score decides; ties keep pool order
-            shares = share_below(scores[order], reference)
-            ranked = [(in_model[j], float(share)) for j, share in zip(order, shares)]
+        if ranked is None:
+            ranked = _ranked(trained, scorer, [i for i, r in pool_rows.items() if r is not None], k)[0]
         # Items added after fit() have no row in the model: they follow, by content score.
         newer = sorted((i for i, r in pool_rows.items() if r is None), key=lambda i: -pool[i][0])
         chosen = [(i, s, pool[i][1]) for i, s in ranked] + [(i, pool[i][0], pool[i][1]) for i in newer]
@@ -180,6 +176,26 @@ class Personaliser:
             because = self.nearest_history([i for i, _, b in chosen if b is None], indexed[-config.recent_items :])
             out = [(i, s, b if b is not None else because.get(i)) for i, s, b in chosen]
         return self._matches(out[:n_model], model.name) + self._matches(out[n_model:], "content")
+
+    def _decided_by_model(
+        self, trained: TrainedModel, scorer: Callable[[np.ndarray], np.ndarray], own: list[str], k: int, n: int
+    ) -> list[tuple[str, float]] | None:
+        """The model's top k with their shares when its own candidates alone decide them, else None.
+
+        `own` holds the model's best allowed items (`model_candidates`): its n best, or every
+        allowed item it has when fewer. Any other item then scores at most the lowest of
+        them, so when the k-th best scores strictly above that lowest score (or `own` holds
+        every allowed item), no content candidate can enter the top k, not even on a tie, and
+        the ten content searches are skipped. Exact when `top_items` is (below
+        `ann_shortlist_items`); from the inverted file, a top item the file missed is not
+        recovered through content neighbours either.
+        """
+        if len(own) < k:
+            return None
+        ranked, scores = _ranked(trained, scorer, own, k)
+        if len(own) == n and -np.partition(-scores, k - 1)[k - 1] <= scores.min():
+            return None  # a tie at the boundary: an item outside `own` could tie into the top k
+        return ranked
 
     # ----- candidate sources --------------------------------------------------
     def content_candidates(self, history: Sequence[str], id_filter: IdFilter) -> dict[str, tuple[float, str | None]]:
@@ -300,6 +316,23 @@ def _serve_on_one_torch_thread() -> None:
         if not _torch_threads_done:
             torch.set_num_threads(1)
             _torch_threads_done = True
+
+
+def _ranked(
+    trained: TrainedModel, scorer: Callable[[np.ndarray], np.ndarray], ids: list[str], k: int
+) -> tuple[list[tuple[str, float]], np.ndarray]:
+    """The k best of `ids` (items of the model) by raw score, each with its share; and every raw score.
+
+    One scoring call for the items and the reference sample that puts them on [0, 1].
+    """
+    if not ids:
+        return [], np.empty(0, np.float32)
+    rows = np.array([trained.item_row(i) for i in ids], dtype=np.int64)
+    raw = np.asarray(scorer(np.concatenate([rows, trained.reference_rows])), dtype=np.float32)
+    scores, reference = raw[: len(rows)], raw[len(rows) :]
+    order = np.argsort(-scores, kind="stable")[:k]  # the raw score decides; ties keep the order of ids
+    shares = share_below(scores[order], reference)
+    return [(ids[j], float(share)) for j, share in zip(order, shares)], scores
 
 
 def _best(pool: dict[str, tuple[float, str | None]], k: int) -> list[Candidate]:

@@ -166,8 +166,12 @@ def test_large_benchmark_prints_each_row(
     assert re.search(r"one thread / default threads, p50: [\d.]+; load average", out)
     beams = [r for r in rows if r[0].startswith("candidate search, efSearch")]
     assert len(beams) >= 2 and all(0.5 <= float(r[4]) <= 1.0 for r in beams)  # recall of the exact neighbours
-    known = re.findall(rf"^recommend +6,000 +{model}, \+(\d+) model +([\d.]+) +([\d.]+)", out, re.M)  # a known user
-    assert len(known) == 2 and known[1][0] == "0" and all(float(p99) >= float(p50) > 0 for _, p50, p99 in known), out
+    known = re.findall(rf"^recommend +6,000 +{model}, \+(\d+) model(, content searched)? +([\d.]+) +([\d.]+)$",
+                       out, re.M)  # a known user: the default, the default searching content too, no model candidates
+    assert [(n, also) for n, also, _, _ in known] == [("100", ""), ("100", ", content searched"), ("0", "")], out
+    assert all(float(p99) >= float(p50) > 0 for _, _, p50, p99 in known), out
+    same = re.findall(rf"^\(recommend, {model}, \+100 model: ([\d.]+) of the model's exact top 10", out, re.M)
+    assert len(same) == 1 and float(same[0]) >= 0.9, out  # the inverted file's top 100 hold the exact top 10
     shortlists = re.findall(r"^\(model top 100 items: top_items \((.+?)\) finds ([\d.]+) of the exact top 100", out, re.M)
     assert [name for name, _ in shortlists] == ["inverted file", "pass over every item"], out
     assert all(0.8 <= float(recall) <= 1.0 for _, recall in shortlists), out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from core.errors import InteractionsError, InvalidArgumentError, NotFittedError,
 from engine import Catalog, Engine, Interactions
 from engine.config import RecommendConfig
 from engine.filters import ItemFilter
+from engine.personalise import Personaliser
 from index.base import IdFilter
 
 TINY = {
@@ -144,3 +146,60 @@ def test_model_candidates_are_the_models_best_allowed_items(engine: Engine, id_f
 def test_recommend_config_errors(field: str, value: object, message: str) -> None:
     with pytest.raises(InvalidArgumentError, match=message):
         RecommendConfig(**{field: value})
+
+
+def spy_content_searches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts `Personaliser.content_candidates` calls (one per request that searches content)."""
+    calls: list[int] = []
+    search = Personaliser.content_candidates
+
+    def counted(self: Personaliser, history: list[str], id_filter: IdFilter) -> dict:
+        calls.append(len(history))
+        return search(self, history, id_filter)
+
+    monkeypatch.setattr(Personaliser, "content_candidates", counted)
+    return calls
+
+
+@pytest.mark.parametrize("model", ["neumf", "sasrec"])
+def test_model_decided_top_skips_content_search_and_keeps_the_answer(
+    engine: Engine, model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine.fit(toy_log(), model=model, show_progress=False, **TINY[model])
+    requests: list[dict] = [dict(user_id=u) for u in ("u1", "u7", "u35", "u52")]
+    if model == "sasrec":  # a session model ranks an anonymous history itself (NeuMF serves it from content)
+        requests += [dict(history=["tool-1", "tool-2", "tool-3"]), dict(user_id="u3", history=["tool-4"])]
+    calls = spy_content_searches(monkeypatch)
+    fast = [engine.recommend(**r, k=3) for r in requests]
+    assert calls == []  # the model's own 100 candidates decided every top 3
+    # The path that also searches content, as every request did before: same items, order and shares.
+    monkeypatch.setattr(Personaliser, "_decided_by_model", lambda *args: None)
+    full = [engine.recommend(**r, k=3) for r in requests]
+    assert len(calls) == len(requests)
+    for a, b in zip(fast, full):
+        assert [m.item_id for m in a] == [m.item_id for m in b]
+        assert [m.score for m in a] == pytest.approx([m.score for m in b], abs=1e-6)
+        assert {m.source for m in a} == {model}
+
+
+def test_content_is_searched_when_the_model_cannot_decide(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine.fit(toy_log(), model="neumf", show_progress=False, **TINY["neumf"])
+    calls = spy_content_searches(monkeypatch)
+    engine.recommend("u1", k=3)
+    assert calls == []
+    engine.config = replace(engine.config, recommend=RecommendConfig(model_candidates=0))
+    engine.recommend("u1", k=3)  # no model candidates: content alone feeds the pool
+    assert len(calls) == 1
+    engine.config = replace(engine.config, recommend=RecommendConfig(model_candidates=3))
+    engine.recommend("u1", k=3)  # n == k: the 3rd best is the lowest of them, an outside item could tie it
+    assert len(calls) == 2
+    engine.config = replace(engine.config, recommend=RecommendConfig())
+    engine.recommend("u1", k=3, filter=ItemFilter(categories=["tools"]))  # 5 tools, 3 asked: decided
+    assert len(calls) == 2
+    engine.recommend("u1", k=6, filter=ItemFilter(categories=["tools"]))  # fewer allowed items than k
+    assert len(calls) == 3
+    # Item-kNN scores every tool 0 for a fruit lover: its 4 candidates tie from the 2nd on, so content is searched.
+    engine.fit(toy_log(), model="itemknn", show_progress=False)
+    engine.config = replace(engine.config, recommend=RecommendConfig(model_candidates=4))
+    engine.recommend("u1", k=3)
+    assert len(calls) == 4
