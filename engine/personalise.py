@@ -39,6 +39,7 @@ Every candidate carries `because`: the history item whose content is nearest to 
 
 from __future__ import annotations
 
+import heapq
 import threading
 from collections.abc import Callable, Sequence
 
@@ -108,7 +109,7 @@ class Personaliser:
                 raise NotFittedError(f"no personalisation model{who}: call engine.fit(interactions) first")
             hist = [i for i in recorded + given if i in self.index]
             id_filter = as_filter(filter).to_id_filter(self.catalog, also_exclude=set(hist) if exclude_seen else ())
-            return self._matches(_best(self.content_candidates(hist, id_filter), k), "content")
+            return self._matches(_best(self.content_candidates(hist, id_filter, k), k), "content")
         _serve_on_one_torch_thread()
         return self._recommend(self.trained, user, recorded + given, k, filter, exclude_seen, strict)
 
@@ -151,7 +152,7 @@ class Personaliser:
             scorer = lambda rows: model.score([row], rows)[0]  # noqa: E731
             best = lambda n: model.top_items(user=row, n=n)  # noqa: E731
         else:
-            return self._matches(_best(self.content_candidates(indexed, id_filter), k), "content")
+            return self._matches(_best(self.content_candidates(indexed, id_filter, k), k), "content")
         own = self.model_candidates(scorer, best, id_filter, config.model_candidates)
         ranked = self._decided_by_model(trained, scorer, own, k, config.model_candidates)
         content = {} if ranked is not None else self.content_candidates(indexed, id_filter)
@@ -198,28 +199,44 @@ class Personaliser:
         return ranked
 
     # ----- candidate sources --------------------------------------------------
-    def content_candidates(self, history: Sequence[str], id_filter: IdFilter) -> dict[str, tuple[float, str | None]]:
-        """Neighbours of the newest history items: item -> (recency-weighted similarity, history item)."""
+    def content_candidates(
+        self, history: Sequence[str], id_filter: IdFilter, k: int | None = None
+    ) -> dict[str, tuple[float, str | None]]:
+        """Neighbours of the newest history items: item -> (recency-weighted similarity, history item).
+
+        With `k` (the caller keeps only the k best), the history items are searched one at a
+        time, newest first, and the searches stop at the first one whose weight is below the
+        k-th best value found so far: the engine's vectors are unit rows or shorter
+        (`Fusion.fuse`), so a similarity is at most 1 and that item, and every older one,
+        can add or raise no value into the top k. The k best are those of searching every
+        item, with the same `because`. (History vectors longer than 1 turn the stop off.)
+        """
         config = self.config
         recent = list(dict.fromkeys(reversed(history)))[: config.recent_items]  # newest first, unique
         if not recent:
             return {}
         per_item = max(10, config.n_candidates // len(recent))
-        # One batch of up to `recent_items` queries, on one FAISS thread: spread over two OpenMP
-        # threads on a busy machine it took 1.7x as long (36.0 vs 21.7 ms p50 at 1M items, load 13),
-        # though on an idle one 0.55x (3.8 vs 6.9 ms; `benchmarks/bench_engine.py --items` prints
-        # both); a server answers concurrent requests on threads of their own. Same results either way.
-        with one_thread():
-            scores, ids = self.index.search(
-                self.index.vectors(recent), per_item, id_filter, rerank_factor=config.candidate_rerank_factor
-            )
+        vectors = self.index.vectors(recent)
+        bounded = k is not None and bool(np.all(np.linalg.norm(vectors, axis=1) <= 1.0 + 1e-6))
+        batches = [[j] for j in range(len(recent))] if bounded else [list(range(len(recent)))]
         out: dict[str, tuple[float, str | None]] = {}
-        for j, (srow, irow) in enumerate(zip(scores, ids)):
-            weight = config.recency_decay**j
-            for s, i in zip(srow, irow):
-                value = float(s) * weight
-                if i not in out or value > out[i][0]:
-                    out[str(i)] = (value, recent[j])
+        # On one FAISS thread: spread over two OpenMP threads on a busy machine one batch of 10
+        # took 1.7x as long (36.0 vs 21.7 ms p50 at 1M items, load 13), though on an idle one 0.55x
+        # (3.8 vs 6.9 ms; `benchmarks/bench_engine.py --items` prints both); a server answers
+        # concurrent requests on threads of their own. Same results either way.
+        with one_thread():
+            for rows in batches:
+                if bounded and len(out) >= k and config.recency_decay ** rows[0] < _kth_best(out, k):
+                    break
+                scores, ids = self.index.search(
+                    vectors[rows], per_item, id_filter, rerank_factor=config.candidate_rerank_factor
+                )
+                for j, srow, irow in zip(rows, scores, ids):
+                    weight = config.recency_decay**j
+                    for s, i in zip(srow, irow):
+                        value = float(s) * weight
+                        if i not in out or value > out[i][0]:
+                            out[str(i)] = (value, recent[j])
         return out
 
     def model_candidates(
@@ -333,6 +350,11 @@ def _ranked(
     order = np.argsort(-scores, kind="stable")[:k]  # the raw score decides; ties keep the order of ids
     shares = share_below(scores[order], reference)
     return [(ids[j], float(share)) for j, share in zip(order, shares)], scores
+
+
+def _kth_best(pool: dict[str, tuple[float, str | None]], k: int) -> float:
+    """The k-th highest value of a pool of at least k candidates."""
+    return heapq.nlargest(k, (value for value, _ in pool.values()))[-1]
 
 
 def _best(pool: dict[str, tuple[float, str | None]], k: int) -> list[Candidate]:

@@ -176,3 +176,52 @@ def test_large_benchmark_prints_each_row(
     assert [name for name, _ in shortlists] == ["inverted file", "pass over every item"], out
     assert all(0.8 <= float(recall) <= 1.0 for _, recall in shortlists), out
     assert re.search(rf"^\({model}: IVF6 inner-product shortlist over 6,000 items: nprobe \d+", out, re.M), out
+
+
+def near_copies(n_groups: int, copies: int, dim: int, seed: int = 0) -> np.ndarray:
+    """Unit vectors in tight groups (a copy is ~0.99 cosine to its group's others), shuffled."""
+    rng = np.random.default_rng(seed)
+    x = np.repeat(unit_vectors(n_groups, dim, seed), copies, axis=0)
+    x = x + 0.03 * rng.standard_normal(x.shape).astype(np.float32)
+    return (x / np.linalg.norm(x, axis=1, keepdims=True))[rng.permutation(len(x))]
+
+
+@pytest.mark.parametrize(("scale", "exclude_seen"), [(1.0, True), (1.0, False), (2.0, True)])
+def test_content_searches_stop_once_no_older_item_can_place(
+    scale: float, exclude_seen: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.personalise import Personaliser
+
+    engine = engine_over(scale * near_copies(200, 20, 16), IndexConfig(kind="hnsw", hnsw_m=8, ef_construction=40))
+    rng = np.random.default_rng(6)
+    histories = [[f"item-{i}" for i in rng.choice(4000, 8, replace=False)] for _ in range(6)]
+    searched: list[int] = []
+    search = type(engine.index).search
+
+    def counted(self, queries, *args, **kwargs):  # type: ignore[no-untyped-def]
+        searched.append(len(np.atleast_2d(queries)))
+        return search(self, queries, *args, **kwargs)
+
+    monkeypatch.setattr(type(engine.index), "search", counted)
+
+    def answers() -> list[list[tuple[str, float, str | None]]]:
+        return [[(m.item_id, m.score, m.because) for m in engine.recommend(history=h, k=10, exclude_seen=exclude_seen)]
+                for h in histories]
+
+    stopped = answers()
+    n_stopped = sum(searched)
+    # Every history item searched, in one batch: the pool without a k.
+    full_pool = Personaliser.content_candidates
+    monkeypatch.setattr(Personaliser, "content_candidates", lambda self, history, id_filter, k=None:
+                        full_pool(self, history, id_filter))
+    searched.clear()
+    full = answers()
+    # Same items, order and `because`; the scores agree to float rounding (one query's exact
+    # re-rank is a matrix-vector product, a batch's an einsum).
+    assert [[(i, b) for i, _, b in row] for row in full] == [[(i, b) for i, _, b in row] for row in stopped]
+    assert [s for row in full for _, s, _ in row] == pytest.approx([s for row in stopped for _, s, _ in row], rel=1e-6)
+    assert sum(searched) == 8 * len(histories)
+    if scale == 1.0:  # a copy's 19 others score ~0.99, above 0.8: the newest item's search decides
+        assert n_stopped == len(histories), n_stopped
+    else:  # vectors longer than 1: a similarity is not bounded by 1, so every item is searched
+        assert n_stopped == 8 * len(histories)
