@@ -150,8 +150,7 @@ def bench_large(n: int, dim: int, n_q: int, data: str = "clustered", model: str 
     truth = [[f"item-{j}" for j in row if j != own][:10] for row, own in zip(exact.tolist(), rows.tolist())]
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, truth)])
     large_row("similar()", n, t_similar, f"{recall:.3f}")
-    _, t_recommend = timed(histories, lambda h: engine.recommend(history=h, k=10), cpu=True)
-    large_row("recommend(history=10 items)", n, t_recommend)
+    recommend_history(engine, histories, n)
     searches = {}
     for label, threads in (("candidate search, 1 FAISS thread (engine)", 1),
                            (f"candidate search, {faiss.omp_get_max_threads()} FAISS threads", 0)):
@@ -163,6 +162,53 @@ def bench_large(n: int, dim: int, n_q: int, data: str = "clustered", model: str 
     print("recommend(user) with a trained model (the rows of the 100k run, at this size):", flush=True)
     bench_recommend(engine, vectors, rng, n_q, model, fit)
     return 0
+
+
+def recommend_history(engine: Engine, histories: list[list[str]], n: int) -> None:
+    """recommend(history=10 items) as the engine answers it (its searches stop once no older history item
+    can place in the top 10), beside the same requests searching every history item (the baseline), request
+    by request; then whether the answers agree, and how many history items were searched."""
+    answers: dict[bool, list] = {True: [], False: []}
+    seconds: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
+    for history in histories:
+        for stop in (True, False):
+            with every_history_item_searched(not stop):
+                got, (wall, cpu) = timed([history], lambda h: engine.recommend(history=h, k=10), cpu=True)
+            answers[stop].append([(m.item_id, m.because) for m in got[0]])
+            seconds[stop].append((wall[0], cpu[0]))
+    for stop, label in ((True, "recommend(history=10 items)"), (False, "  the same, every history item searched")):
+        large_row(label, n, tuple(np.array(seconds[stop]).T))
+    same = np.mean([a == b for a, b in zip(answers[True], answers[False])])
+    searched: list[int] = []
+    search = type(engine.index).search
+
+    def counted(index: VectorIndex, queries: np.ndarray, *args, **kwargs):  # type: ignore[no-untyped-def]
+        searched.append(len(np.atleast_2d(queries)))
+        return search(index, queries, *args, **kwargs)
+
+    type(engine.index).search = counted  # type: ignore[method-assign]  # benchmark-only: counts, then restored
+    try:
+        for history in histories[:100]:
+            engine.recommend(history=history, k=10)
+    finally:
+        type(engine.index).search = search  # type: ignore[method-assign]
+    print(f"(recommend(history): {same:.3f} of the answers equal to searching every history item (items and "
+          f"because); {sum(searched) / min(len(histories), 100):.2f} of 10 history items searched on average)",
+          flush=True)
+
+
+@contextmanager
+def every_history_item_searched(on: bool) -> Iterator[None]:
+    """With `on`, content candidates search every history item even for a top-k answer (benchmark-only:
+    replaces the method on the class, then restores it)."""
+    method = Personaliser.content_candidates
+    if on:
+        Personaliser.content_candidates = (  # type: ignore[method-assign]
+            lambda self, history, id_filter, k=None: method(self, history, id_filter))
+    try:
+        yield
+    finally:
+        Personaliser.content_candidates = method  # type: ignore[method-assign]
 
 
 def candidate_beams(engine: Engine, vectors: np.ndarray, histories: list[list[str]]) -> None:

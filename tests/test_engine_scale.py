@@ -160,7 +160,11 @@ def test_large_benchmark_prints_each_row(
     assert code == 0, out
     assert re.search(r"built in \d+ s \(catalog [\d.]+ s \+ index [\d.]+ s\): HNSW", out), out
     rows = re.findall(r"^(.+?) +6,000 +([\d.]+) +([\d.]+) +([\d.]+) *([\d.]*)$", out, re.M)
-    assert [r[0] for r in rows][:2] == ["similar()", "recommend(history=10 items)"]
+    assert [r[0] for r in rows][:3] == ["similar()", "recommend(history=10 items)",
+                                        "  the same, every history item searched"]
+    stop = re.search(r"^\(recommend\(history\): ([\d.]+) of the answers equal to searching every history item "
+                     r"\(items and because\); ([\d.]+) of 10 history items searched", out, re.M)
+    assert stop and float(stop[1]) >= 0.9 and 1 <= float(stop[2]) <= 10, out
     assert len(rows) >= 6 and all(float(p95) >= float(p50) > 0 and float(cpu) > 0 for _, p50, p95, cpu, _ in rows)
     assert 0.5 <= float(rows[0][4]) <= 1.0  # recall@10 of similar() against exact search
     assert re.search(r"one thread / default threads, p50: [\d.]+; load average", out)
