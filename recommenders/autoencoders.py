@@ -34,7 +34,7 @@ from .autoencoder_step import StepBuffers, native_bfloat16, vae_step
 from .base import Recommender
 from .config import ModelConfig, check_fraction, check_non_negative, check_positive
 from .data import InteractionData, history_matrix
-from .training import adam
+from .training import adam, for_inference
 
 DECODER_PRECISIONS = ("auto", "float32", "bfloat16")
 
@@ -225,7 +225,7 @@ class _AutoencoderRecommender(Recommender):
         self._buffers = StepBuffers()  # the fitted model keeps no gradients (about 2x the weights)
         self._by_item = None
         self.network.zero_grad(set_to_none=True)
-        self.network.eval()
+        for_inference(self.network)
         return self
 
     def _build_network(self) -> MultVAENetwork:
@@ -288,7 +288,7 @@ class _AutoencoderRecommender(Recommender):
         asked-for items (200 candidates of 100k cost a 500th of the full decode).
         """
         assert self.network is not None and self.train_matrix is not None
-        self.network.eval()
+        for_inference(self.network)
         rows = self.train_matrix[users] if users is not None else history_matrix(histories or [], self.n_items)
         rows = sp.csr_matrix(rows, dtype=np.float32)
         norms = np.sqrt(np.asarray(rows.multiply(rows).sum(axis=1)).ravel())
@@ -318,7 +318,7 @@ class _AutoencoderRecommender(Recommender):
     def _load_state(self, arrays: dict[str, np.ndarray]) -> None:
         self.network, self._encoder_t = self._build_network(), None
         self.network.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in arrays.items()})
-        self.network.eval()
+        for_inference(self.network)
 
 
 class MultDAE(_AutoencoderRecommender):

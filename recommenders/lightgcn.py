@@ -27,7 +27,7 @@ from .base import Recommender
 from .config import ModelConfig, check_non_negative, check_positive
 from .data import InteractionData
 from .sampling import NegativeSampler
-from .training import adam
+from .training import adam, for_inference
 
 
 @dataclasses.dataclass(frozen=True)
@@ -298,7 +298,7 @@ class LightGCN(Recommender):
     def _refresh_cache(self) -> None:
         """Propagate once and keep the final embeddings, so scoring needs no graph."""
         assert self.network is not None and self.train_matrix is not None
-        self.network.eval()
+        for_inference(self.network)
         k = self.network.layers
         with torch.no_grad():
             layers = self.network.layer_embeddings()

@@ -37,7 +37,7 @@ from .config import ModelConfig, check_fraction, check_non_negative, check_posit
 from .data import InteractionData
 from .neumf_network import NeuMFNet
 from .sampling import NegativeSampler
-from .training import TrainingLog, adam
+from .training import TrainingLog, adam, for_inference
 
 _LOSSES = ("bpr", "bce")
 
@@ -169,7 +169,7 @@ class NeuMF(Recommender):
             train, validation, lambda epoch: self._train_epoch(optimizer, sampler, rng),
             validate_every=cfg.validate_every,
         )  # fmt: skip
-        self.network.eval()
+        for_inference(self.network)
         self._cache = self._prior = self._shortlist = None
         self._fit_fold_in()
         return self
@@ -251,7 +251,7 @@ class NeuMF(Recommender):
         if self._cache is None:
             assert self.network is not None
             was_training = self.network.training
-            self.network.eval()
+            for_inference(self.network)
             with torch.no_grad():
                 gmf, mlp = self.network.item_vectors(torch.arange(self.n_items), self._features_t)
                 self._cache = (gmf, mlp, self.network.first_item(mlp))
@@ -279,7 +279,7 @@ class NeuMF(Recommender):
             gmf, first = gmf.index_select(0, rows), first.index_select(0, rows)  # 5x faster than gmf[rows]
         was_training = self.network.training  # only during fit (validation); served models are in eval mode
         if was_training:
-            self.network.eval()
+            for_inference(self.network)
         with torch.no_grad():
             scores = self.network.score_all(user_gmf, user_mlp, gmf, first)
         if was_training:
@@ -364,7 +364,7 @@ class NeuMF(Recommender):
             assert self.network is not None
             _, _, first = self._item_cache()
             was_training = self.network.training
-            self.network.eval()
+            for_inference(self.network)
             with torch.no_grad():
                 mean_user = self.network.user_mlp.weight.mean(dim=0, keepdim=True)
                 hidden = torch.relu(self.network.first_user(mean_user) + first)
@@ -389,7 +389,7 @@ class NeuMF(Recommender):
         self.network = self._build_net()
         weights = {k[len("net.") :]: torch.from_numpy(v) for k, v in arrays.items() if k.startswith("net.")}
         self.network.load_state_dict(weights)
-        self.network.eval()
+        for_inference(self.network)
         self.fold_in = arrays["fold_in"]
         self.training = TrainingLog(best_epoch=int(arrays["best_epoch"][0]))
         self._cache = self._prior = self._shortlist = None

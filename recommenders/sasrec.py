@@ -29,6 +29,7 @@ from core.errors import InvalidArgumentError
 
 from .config import ModelConfig, check_fraction, check_positive
 from .sequential import SequentialConfig, SequentialRecommender
+from .training import for_inference
 
 PAD = 0  # token 0 is padding; item row r is token r + 1
 
@@ -227,7 +228,7 @@ class SASRec(SequentialRecommender):
             raise InvalidArgumentError(f"explain needs a non-empty 1-d history of item rows, got shape {rows.shape}")
         if rows.min() < 0 or rows.max() >= self.n_items:
             raise InvalidArgumentError(f"history item rows must lie in [0, {self.n_items}), got {rows.tolist()[:5]}")
-        self.network.eval()
+        for_inference(self.network)
         with torch.no_grad():
             attention = self.network.last_attention(self._tokens([rows]))[0].numpy()
         weights = np.zeros(len(rows), dtype=np.float32)

@@ -22,7 +22,7 @@ from core.errors import InvalidArgumentError
 from .base import Recommender
 from .config import ModelConfig, check_positive
 from .data import InteractionData
-from .training import adam
+from .training import adam, for_inference
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,7 +170,7 @@ class SequentialRecommender(Recommender):
             return self._train_epoch(optimizer, rng)
 
         self._train_epochs(train, validation, run_epoch)
-        self.network.eval()
+        for_inference(self.network)
         return self
 
     # ----- scoring -------------------------------------------------------------
@@ -205,7 +205,7 @@ class SequentialRecommender(Recommender):
         histories = [self.sequences[u] for u in users] if users is not None else histories or []
         if not all(len(h) for h in histories):
             return None  # popularity scores an empty history (`_score_histories`)
-        self.network.eval()
+        for_inference(self.network)
         with torch.no_grad():
             return self._sequence_states(histories).numpy()
 
@@ -229,4 +229,4 @@ class SequentialRecommender(Recommender):
         prefix = "network."
         weights = {k[len(prefix) :]: torch.from_numpy(v.copy()) for k, v in arrays.items() if k.startswith(prefix)}
         self.network.load_state_dict(weights)
-        self.network.eval()
+        for_inference(self.network)

@@ -93,3 +93,21 @@ def adam(params: Any, lr: float, weight_decay: float = 0.0) -> Any:
 def progress(iterable: Any, desc: str, enabled: bool) -> Any:
     """A tqdm progress bar, or the bare iterable when disabled."""
     return tqdm(iterable, desc=desc, disable=not enabled, leave=False, dynamic_ncols=True)
+
+
+def for_inference(network: Any) -> None:
+    """Put a torch `network` in eval mode unless it already is (a fitted model's network is).
+
+    `Module.eval()` walks every submodule and sets an attribute on each: ~70 us a call for
+    SASRec's network (~45 us NeuMF's), and a request scores SASRec three times (its top items,
+    its candidates, `explain`), against ~0.1 us for checking the root's flag. `train()` and
+    `eval()` set the flags of the whole tree, so the root's stands for them all.
+
+    Example:
+        >>> import torch
+        >>> net = torch.nn.Sequential(torch.nn.Dropout(0.5))
+        >>> for_inference(net); net.training, net[0].training
+        (False, False)
+    """
+    if network.training:
+        network.eval()
