@@ -14,14 +14,18 @@ quality one), 200 candidates per request, for a known user.
 vectors fit beside everything else on a 24 GiB machine; --data films: the real MiniLM film
 embeddings of bench_ann.py repeated with noise instead), the default index config (auto:
 structure by size, tuned to recall@10 0.95); p50/p95 of similar() (recall@10 against the
-exact answer) and of recommend(history=10 items) (an anonymous visitor: the content path),
-plus the time to build the engine (catalog, then index) and the first (cold) call of each.
+exact answer) and of recommend(history=10 items) (an anonymous visitor: the content path,
+whose searches stop once no older history item can place; beside it, request by request, the
+same requests searching every history item, and whether the answers agree), plus the time to
+build the engine (catalog, then index) and the first (cold) call of each.
 Each row also gives the process's CPU time per request (what an idle core would take), and
 the baseline in the same run: recommend()'s candidate search on one FAISS thread, as the
 engine runs it, against FAISS's default threads, then at narrower HNSW beams with its
 recall of the exact neighbours (not a default: the speed a beam would buy). Last, the
 recommend() rows of the 100k run at this size: a known user, with the model fitted on the
-simulated log (2,000 users x 20 events).
+simulated log (2,000 users x 20 events): the default (no content search when the model's own
+top 100 decide the top 10), the same with the content search always run (the old path, as
+the baseline), and content candidates alone; each with the share of the model's exact top 10.
 
 Usage:
     .venv/bin/python benchmarks/bench_engine.py            # 10k and 100k
