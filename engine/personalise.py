@@ -187,9 +187,9 @@ class Personaliser:
         allowed item it has when fewer. Any other item then scores at most the lowest of
         them, so when the k-th best scores strictly above that lowest score (or `own` holds
         every allowed item), no content candidate can enter the top k, not even on a tie, and
-        the ten content searches are skipped. Exact when `top_items` is (below
-        `ann_shortlist_items`); from the inverted file, a top item the file missed is not
-        recovered through content neighbours either.
+        the ten content searches are skipped. Exact when `top_items` is; where it shortlists
+        (NeuMF's proxy, the inverted file from `ann_shortlist_items`), a top item the
+        shortlist missed is then not recovered through content neighbours either.
         """
         if len(own) < k:
             return None
