@@ -246,12 +246,7 @@ class Hybrid(Recommender):
             scores = self._score_users(user, None) if user is not None else self._score_histories(history or [], None)
             return top_k(np.asarray(scores, dtype=np.float32), n)[0][0]
         # The blend's exact order on the shortlist, from the same parts (no second call of the base).
-        cf_query, content_query, offset = parts
-        vectors, bias = self.base._item_factors()  # type: ignore[union-attr]
-        no_bias = np.zeros((len(rows), 1), np.float32)
-        cf_items = np.hstack([vectors[rows], no_bias if bias is None else bias[rows, None]]).astype(np.float32)
-        cold = self.cold[rows]
-        exact = cf_query @ (cf_items * ~cold[:, None]).T + content_query @ self.features[rows].T + offset * cold
+        exact = np.hstack(parts) @ self._blend_items(rows, self.features[rows]).T
         return rows[top_k(np.asarray(exact, dtype=np.float32), n)[0][0]]
 
     def _content_reduced(self) -> bool:
@@ -303,15 +298,21 @@ class Hybrid(Recommender):
 
     def _item_factors(self) -> tuple[np.ndarray, np.ndarray | None]:
         assert self.base is not None
-        vectors, bias = self.base._item_factors()
         if float(self.config.weight) == 0.0:
-            return vectors, bias
-        cold = self.cold
-        warm = (~cold).astype(np.float32)[:, None]
-        bias = np.zeros((len(vectors), 1), np.float32) if bias is None else np.asarray(bias).reshape(-1, 1)
+            return self.base._item_factors()
         basis = self._content_basis()
-        content = self.features if basis is None else self.features @ basis
-        return np.hstack([warm * vectors, warm * bias, content, cold[:, None]]).astype(np.float32), None
+        return self._blend_items(None, self.features if basis is None else self.features @ basis), None
+
+    def _blend_items(self, rows: np.ndarray | None, content: np.ndarray) -> np.ndarray:
+        """`[warm v, warm b, content, cold]` for every item (`rows` None) or the given rows: the item side of
+        the blend's dot product (see the module docstring), with `content` the rows' content part."""
+        assert self.base is not None
+        vectors, bias = self.base._item_factors()
+        picked = slice(None) if rows is None else rows
+        cold = self.cold[picked]
+        warm = (~cold).astype(np.float32)[:, None]
+        bias = np.zeros(len(cold), np.float32) if bias is None else np.asarray(bias)[picked]
+        return np.hstack([warm * vectors[picked], warm * bias[:, None], content, cold[:, None]]).astype(np.float32)
 
     def _training_histories(self, users: np.ndarray) -> list[np.ndarray]:
         assert self.base is not None
