@@ -42,10 +42,10 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from pathlib import Path
+from unittest.mock import patch
 
 import numpy as np
 import pandas as pd
@@ -190,29 +190,22 @@ def recommend_history(engine: Engine, histories: list[list[str]], n: int) -> Non
         searched.append(len(np.atleast_2d(queries)))
         return search(index, queries, *args, **kwargs)
 
-    type(engine.index).search = counted  # type: ignore[method-assign]  # benchmark-only: counts, then restored
-    try:
+    with patch.object(type(engine.index), "search", counted):  # benchmark-only: counts the searched items
         for history in histories[:100]:
             engine.recommend(history=history, k=10)
-    finally:
-        type(engine.index).search = search  # type: ignore[method-assign]
     print(f"(recommend(history): {same:.3f} of the answers equal to searching every history item (items and "
           f"because); {sum(searched) / min(len(histories), 100):.2f} of 10 history items searched on average)",
           flush=True)
 
 
-@contextmanager
-def every_history_item_searched(on: bool) -> Iterator[None]:
+def every_history_item_searched(on: bool) -> AbstractContextManager:
     """With `on`, content candidates search every history item even for a top-k answer (benchmark-only:
-    replaces the method on the class, then restores it)."""
+    the method patched on the class for the `with` block)."""
+    if not on:
+        return nullcontext()
     method = Personaliser.content_candidates
-    if on:
-        Personaliser.content_candidates = (  # type: ignore[method-assign]
-            lambda self, history, id_filter, k=None: method(self, history, id_filter))
-    try:
-        yield
-    finally:
-        Personaliser.content_candidates = method  # type: ignore[method-assign]
+    return patch.object(Personaliser, "content_candidates",
+                        lambda self, history, id_filter, k=None: method(self, history, id_filter))
 
 
 def candidate_beams(engine: Engine, vectors: np.ndarray, histories: list[list[str]]) -> None:
@@ -317,17 +310,10 @@ def bench_recommend(engine: Engine, vectors: np.ndarray, rng: np.random.Generato
           f"{fit_s:.0f} s)")
 
 
-@contextmanager
-def content_always_searched(on: bool) -> Iterator[None]:
+def content_always_searched(on: bool) -> AbstractContextManager:
     """With `on`, every known-user request also searches content neighbours, as before the model's own
-    candidates could decide its top k (benchmark-only: replaces the check on the class, then restores it)."""
-    check = getattr(Personaliser, "_decided_by_model")  # benchmark-only peek at the private check
-    if on:
-        setattr(Personaliser, "_decided_by_model", lambda *args: None)
-    try:
-        yield
-    finally:
-        setattr(Personaliser, "_decided_by_model", check)
+    candidates could decide its top k (benchmark-only: the private check patched for the `with` block)."""
+    return patch.object(Personaliser, "_decided_by_model", lambda *args: None) if on else nullcontext()
 
 
 def exact_top(engine: Engine, who: list[str], k: int) -> list[list[str]]:
