@@ -7,6 +7,9 @@ the fastest of 3 passes over the queries).
 
 Library "hnsw-sq8-unordered" (not in the default list) is HNSW-SQ8 with `IndexConfig(layout_rows=0)`: the graph in
 insertion order rather than laid out by cluster, so the same run shows what the layout gains.
+Library "hnsw-rabitq" (not in the default list either) is FAISS's `IndexHNSWRaBitQ` with 1-bit and
+4-bit codes, searched bare (L2, which ranks unit vectors as inner product does) with the same
+float32 re-rank as "bare FAISS": a compressed graph `index/` does not use, measured beside it.
 
 Data sets (`--data`):
 - clustered: synthetic unit vectors, cluster centre + low-rank spread + noise
@@ -38,7 +41,8 @@ import gc
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,6 +63,8 @@ HNSW_M, EF_CONSTRUCTION = 32, 80  # one graph setting for every HNSW library, FA
 PASSES = 3  # timed passes over the queries per point; the fastest counts (`timed_queries`)
 MAPPED = "auto, loaded (mapped)"  # auto's index saved and loaded: float32 vectors memory-mapped
 UNORDERED = "hnsw-sq8-unordered"  # opt-in, not in LIBRARIES (the default list): see the module docstring
+RABITQ = "hnsw-rabitq"  # opt-in as well
+OPT_IN = (UNORDERED, RABITQ)
 LIBRARIES = ("flat", "auto", "hnsw-sq8", "hnsw-flat", "ivf-sq8", "ivf-pq", "hnswlib", "usearch-f32", "usearch-i8")
 
 
@@ -206,22 +212,59 @@ def bare_points(name: str, index: FaissIndex, vectors: np.ndarray, queries: np.n
     e, min(10 k, e) candidates re-ranked with NumPy), without ids, checks or filters: the gap
     to the `FaissIndex` rows is what `index/` adds per call."""
     built = getattr(index, "_faiss")  # benchmark-only peek, as in _structure_bytes
+    with one_search_thread():
+        for ef in settings:
+            found, qps = timed_queries(reranked(built, ef, vectors), queries)
+            emit(Point(f"{name} (bare FAISS)", ef, recall(found.astype(np.int64), truth), qps, build,
+                       _structure_bytes(index) / len(vectors), ram / len(vectors)))
+
+
+@contextmanager
+def one_search_thread() -> Iterator[None]:
+    """FAISS on one OpenMP thread inside, as many as before after: bare searches run one query on one thread."""
     previous = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(1)
     try:
-        for ef in settings:
-            params, n_candidates = faiss.SearchParametersHNSW(efSearch=ef), min(10 * K, max(ef, K))
-
-            def search(q: np.ndarray) -> np.ndarray:
-                cand = built.search(q[None], n_candidates, params=params)[1][0]
-                cand = cand[cand >= 0]
-                return cand[np.argsort(-(vectors[cand] @ q), kind="stable")[:K]]
-
-            found, qps = timed_queries(search, queries)
-            emit(Point(f"{name} (bare FAISS)", ef, recall(found.astype(np.int64), truth), qps, build,
-                       _structure_bytes(index) / len(vectors), ram / len(vectors)))
+        yield
     finally:
         faiss.omp_set_num_threads(previous)
+
+
+def reranked(graph: faiss.Index, ef: int, vectors: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """One query's search of a bare FAISS graph at efSearch `ef`, as `FaissIndex.search` searches
+    one: min(10 k, ef) candidates, re-ranked by their float32 inner product with NumPy."""
+    params, n_candidates = faiss.SearchParametersHNSW(efSearch=ef), min(10 * K, max(ef, K))
+
+    def search(q: np.ndarray) -> np.ndarray:
+        cand = graph.search(q[None], n_candidates, params=params)[1][0]
+        cand = cand[cand >= 0]
+        return cand[np.argsort(-(vectors[cand] @ q), kind="stable")[:K]]
+
+    return search
+
+
+def rabitq_points(vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray, settings: tuple[int, ...],
+                  emit: Callable[[Point], None]) -> None:
+    """FAISS `IndexHNSWRaBitQ` (1-bit and 4-bit codes, queries quantised to 4 bits, FAISS's
+    default), same M and efConstruction, searched bare with the float32 re-rank of `bare_points`."""
+    for bits in (1, 4):
+        name = f"HNSW-RaBitQ{bits}"  # {bits}-bit codes
+        log(f"  building {name} ...")
+        start = time.perf_counter()
+        index = faiss.IndexHNSWRaBitQ(vectors.shape[1], HNSW_M, bits, faiss.METRIC_L2)  # L2 only: unit vectors
+        index.hnsw.efConstruction = EF_CONSTRUCTION
+        index.train(vectors[: 100_000])
+        index.add(vectors)
+        build = time.perf_counter() - start
+        size = len(faiss.serialize_index(index)) / len(vectors)
+        log(f"  built {name} in {build:.1f} s")
+        with one_search_thread():
+            for ef in settings:
+                found, qps = timed_queries(reranked(index, ef, vectors), queries)
+                emit(Point(f"{name} + rerank", ef, recall(found.astype(np.int64), truth), qps, build, size,
+                           size + vectors.shape[1] * 4))
+        del index
+        gc.collect()
 
 
 def _structure_bytes(index: FaissIndex) -> float:
@@ -314,6 +357,7 @@ def run(data: str, n: int, dim: int, n_queries: int, quick: bool, threads: int, 
                                 queries, truth, nprobe, emit),
         "ivf-pq": lambda: ours("IVF-PQ + rerank", IndexConfig(kind="ivf", ivf_codes="pq", **common), vectors,
                                queries, truth, nprobe, emit),
+        RABITQ: lambda: rabitq_points(vectors, queries, truth, ef, emit),
         "hnswlib": lambda: hnswlib_points(vectors, queries, truth, ef, threads, emit),
         "usearch-f32": lambda: usearch_points(vectors, queries, truth, ef, threads, "f32", emit),
         "usearch-i8": lambda: usearch_points(vectors, queries, truth, ef, threads, "i8", emit),
@@ -381,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=1_000)
     parser.add_argument("--data", default="clustered,films", help="comma-separated: clustered, films")
     parser.add_argument("--threads", type=int, default=0, help="build threads (0: all cores)")
-    parser.add_argument("--libraries", default=",".join(LIBRARIES), help=f"comma-separated, of {','.join(LIBRARIES)},{UNORDERED}")
+    parser.add_argument("--libraries", default=",".join(LIBRARIES), help=f"comma-separated, of {','.join(LIBRARIES + OPT_IN)}")
     parser.add_argument("--plot", default="", help="write the recall / q/s plot here (png)")
     parser.add_argument("--quick", action="store_true", help="3k items of dim 32, 50 queries, clustered, few settings")
     args = parser.parse_args(argv)
@@ -392,9 +436,9 @@ def main(argv: list[str] | None = None) -> int:
     log(f"bench_ann: n={n:,} dim={dim} queries={n_queries} build threads={threads}; search: 1 thread, "
         f"1 query at a time, best of {PASSES} passes; HNSW M={HNSW_M} efConstruction={EF_CONSTRUCTION} everywhere")
     libraries = args.libraries.split(",")
-    unknown = sorted(set(libraries) - set(LIBRARIES) - {UNORDERED})
+    unknown = sorted(set(libraries) - set(LIBRARIES + OPT_IN))
     if unknown:
-        parser.error(f"unknown libraries {unknown}; valid: {', '.join(LIBRARIES)}, {UNORDERED}")
+        parser.error(f"unknown libraries {unknown}; valid: {', '.join(LIBRARIES + OPT_IN)}")
     results = {name: run(name, n, dim, n_queries, args.quick, threads, libraries) for name in data}
     if args.plot:
         plot(results, Path(args.plot), n)

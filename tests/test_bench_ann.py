@@ -50,6 +50,18 @@ def test_quick_run_prints_rows_summary_and_plot(capsys: pytest.CaptureFixture[st
     assert (tmp_path / "ann.png").stat().st_size > 10_000
 
 
+def test_rabitq_graphs_are_measured_on_request(capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench_ann.main(["--quick", "--threads", "1", "--libraries", "hnsw-rabitq,hnswlib"]) == 0
+    measured = capsys.readouterr().out.split("Summary")[0]
+    rows = re.findall(r"^(HNSW-RaBitQ\d) \+ rerank +(\d+) +([\d.]+) +(\d+) +([\d.]+) +(\d+) +(\d+)$", measured, re.M)
+    assert [(r[0], r[1]) for r in rows] == [(f"HNSW-RaBitQ{bits}", ef) for bits in (1, 4) for ef in ("16", "48", "128")]
+    for bits in ("1", "4"):
+        recalls = [float(r[2]) for r in rows if r[0] == f"HNSW-RaBitQ{bits}"]
+        assert 0 < recalls[0] <= recalls[-1] <= 1  # a wider beam finds at least as much
+    assert all(int(r[6]) - int(r[5]) == 128 for r in rows)  # in RAM: + the float32 vectors (dim 32)
+    assert int(rows[0][5]) < int(rows[3][5])  # 1-bit codes are smaller than 4-bit ones
+
+
 def test_films_repeat_a_real_set_with_noise(monkeypatch: pytest.MonkeyPatch) -> None:
     base = np.random.default_rng(0).standard_normal((50, 384)).astype(np.float32)
     monkeypatch.setattr(bench_ann, "_film_embeddings", lambda: base)
