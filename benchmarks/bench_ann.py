@@ -60,11 +60,11 @@ ROOT = Path(__file__).resolve().parents[1]
 EF = (10, 16, 24, 32, 48, 64, 96, 112, 128, 144, 160, 176, 192, 256)
 NPROBE = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128)
 HNSW_M, EF_CONSTRUCTION = 32, 80  # one graph setting for every HNSW library, FAISS's defaults here
+TRAIN_ROWS = 100_000  # training rows of every trained structure
 PASSES = 3  # timed passes over the queries per point; the fastest counts (`timed_queries`)
 MAPPED = "auto, loaded (mapped)"  # auto's index saved and loaded: float32 vectors memory-mapped
 UNORDERED = "hnsw-sq8-unordered"  # opt-in, not in LIBRARIES (the default list): see the module docstring
-RABITQ = "hnsw-rabitq"  # opt-in as well
-OPT_IN = (UNORDERED, RABITQ)
+OPT_IN = (UNORDERED, "hnsw-rabitq")  # run only when named in --libraries
 LIBRARIES = ("flat", "auto", "hnsw-sq8", "hnsw-flat", "ivf-sq8", "ivf-pq", "hnswlib", "usearch-f32", "usearch-i8")
 
 
@@ -212,11 +212,12 @@ def bare_points(name: str, index: FaissIndex, vectors: np.ndarray, queries: np.n
     e, min(10 k, e) candidates re-ranked with NumPy), without ids, checks or filters: the gap
     to the `FaissIndex` rows is what `index/` adds per call."""
     built = getattr(index, "_faiss")  # benchmark-only peek, as in _structure_bytes
+    structure = _structure_bytes(index) / len(vectors)  # one serialisation, not one per setting
     with one_search_thread():
         for ef in settings:
             found, qps = timed_queries(reranked(built, ef, vectors), queries)
             emit(Point(f"{name} (bare FAISS)", ef, recall(found.astype(np.int64), truth), qps, build,
-                       _structure_bytes(index) / len(vectors), ram / len(vectors)))
+                       structure, ram / len(vectors)))
 
 
 @contextmanager
@@ -253,7 +254,7 @@ def rabitq_points(vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray, s
         start = time.perf_counter()
         index = faiss.IndexHNSWRaBitQ(vectors.shape[1], HNSW_M, bits, faiss.METRIC_L2)  # L2 only: unit vectors
         index.hnsw.efConstruction = EF_CONSTRUCTION
-        index.train(vectors[: 100_000])
+        index.train(vectors[:TRAIN_ROWS])
         index.add(vectors)
         build = time.perf_counter() - start
         size = len(faiss.serialize_index(index)) / len(vectors)
@@ -338,7 +339,7 @@ def run(data: str, n: int, dim: int, n_queries: int, quick: bool, threads: int, 
             f"{point.index_bytes:>8.0f} {point.ram_bytes:>9.0f}")
 
     flat_queries = queries[: max(20, n_queries // 10)]  # exact scans are slow: fewer queries
-    common = dict(hnsw_m=HNSW_M, ef_construction=EF_CONSTRUCTION, train_rows=100_000)
+    common = dict(hnsw_m=HNSW_M, ef_construction=EF_CONSTRUCTION, train_rows=TRAIN_ROWS)
     auto = IndexConfig(target_recall=0.95, **common)
     steps: dict[str, Callable[[], None]] = {
         "flat": lambda: ours("faiss Flat (exact)", IndexConfig(kind="flat"), vectors, flat_queries,
@@ -357,7 +358,7 @@ def run(data: str, n: int, dim: int, n_queries: int, quick: bool, threads: int, 
                                 queries, truth, nprobe, emit),
         "ivf-pq": lambda: ours("IVF-PQ + rerank", IndexConfig(kind="ivf", ivf_codes="pq", **common), vectors,
                                queries, truth, nprobe, emit),
-        RABITQ: lambda: rabitq_points(vectors, queries, truth, ef, emit),
+        "hnsw-rabitq": lambda: rabitq_points(vectors, queries, truth, ef, emit),
         "hnswlib": lambda: hnswlib_points(vectors, queries, truth, ef, threads, emit),
         "usearch-f32": lambda: usearch_points(vectors, queries, truth, ef, threads, "f32", emit),
         "usearch-i8": lambda: usearch_points(vectors, queries, truth, ef, threads, "i8", emit),
